@@ -1,0 +1,58 @@
+package cdc
+
+import (
+	"context"
+	"time"
+)
+
+// Batch is a run of consecutive events, in Position order, handed to one sink.
+// It holds only the events the sink's filters let through; positions in
+// between that were filtered out or were not events are already accounted
+// for by the pipeline.
+type Batch struct {
+	Events []*Event
+}
+
+// Sink receives batches of events. Implementations need not be safe for
+// concurrent use: the pipeline calls Write from one goroutine per sink, one
+// batch at a time, in Position order.
+type Sink interface {
+	// Write delivers the batch. It returns nil only when every event of the
+	// batch is durable in the target (acknowledged, committed, flushed); the
+	// pipeline then advances the sink's checkpoint past the batch. On error
+	// the pipeline retries the same batch later, so Write must tolerate
+	// receiving events it already delivered.
+	Write(ctx context.Context, b Batch) error
+	// Close flushes and releases the sink's resources.
+	Close(ctx context.Context) error
+}
+
+// BatchPolicy says when a sink's pending batch is written: when it holds
+// MaxEvents events, when it reaches MaxBytes (estimated by [Event.Size]), or
+// MaxWait after its first event arrived, whichever comes first.
+type BatchPolicy struct {
+	MaxEvents int           // events per batch; default 5000
+	MaxBytes  int           // estimated bytes per batch; default 4 MiB
+	MaxWait   time.Duration // linger after the first event; default 10ms
+}
+
+// Defaults of BatchPolicy, used for its zero fields.
+const (
+	DefaultMaxEvents = 5000
+	DefaultMaxBytes  = 4 << 20
+	DefaultMaxWait   = 10 * time.Millisecond
+)
+
+// WithDefaults returns p with its zero fields set to the defaults.
+func (p BatchPolicy) WithDefaults() BatchPolicy {
+	if p.MaxEvents <= 0 {
+		p.MaxEvents = DefaultMaxEvents
+	}
+	if p.MaxBytes <= 0 {
+		p.MaxBytes = DefaultMaxBytes
+	}
+	if p.MaxWait <= 0 {
+		p.MaxWait = DefaultMaxWait
+	}
+	return p
+}
