@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -56,3 +57,20 @@ func (p BatchPolicy) WithDefaults() BatchPolicy {
 	}
 	return p
 }
+
+// RejectedError is returned by Sink.Write when the target permanently refused
+// one event of the batch (an Elasticsearch 400, an oversized Kafka record, a
+// failing projection statement): retrying will not help. Events before Index
+// are durable; events after Index may or may not be, and are written again.
+// The pipeline then follows the sink's on_error setting: stop the sink, or
+// write the event to the dead-letter table and go on with the rest.
+type RejectedError struct {
+	Index int   // index of the rejected event in Batch.Events
+	Err   error // why the target refused it
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("event %d of the batch rejected: %v", e.Index, e.Err)
+}
+
+func (e *RejectedError) Unwrap() error { return e.Err }

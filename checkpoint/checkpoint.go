@@ -1,0 +1,180 @@
+// Package checkpoint stores the durable position of every sink of every
+// pipeline in the table cdc_checkpoints: one row per (pipeline, sink).
+//
+// A checkpoint says "this sink has durably accepted everything at or below
+// Position", and Flush is the end LSN of the last transaction it fully
+// accepted, the LSN the replication slot may confirm on the sink's behalf.
+// Checkpoints only move forward: Save refuses to store a position older than
+// the stored one (ErrBackwards), so an instance that lost the slot can neither
+// move a checkpoint back nor overwrite a newer one written by the instance that
+// took over. This is the fencing of SPEC §3; it needs no lock or lease.
+//
+// A Store is safe for concurrent use.
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc"
+)
+
+// TableName is the name of the checkpoint table.
+const TableName = "cdc_checkpoints"
+
+// ErrBackwards is returned by Save when the stored checkpoint is already past
+// the one being saved.
+var ErrBackwards = errors.New("checkpoint would move backwards")
+
+// Checkpoint is one sink's durable position and the progress figures the
+// active instance reports with it.
+type Checkpoint struct {
+	Position   cdc.Position // everything at or below has been durably accepted
+	Flush      cdc.LSN      // end LSN of the last fully accepted transaction
+	CommitTime time.Time    // commit time of the transaction at Position.LSN, zero if unknown
+	Events     int64        // events delivered to the sink since the row was created
+	Pending    int64        // events received by the active instance and not yet accepted
+	Instance   string       // host and pid of the instance that wrote the row
+	UpdatedAt  time.Time    // when the row was written (set by the server)
+}
+
+// Store reads and writes checkpoints in one schema of one database.
+type Store struct {
+	pool  *pgxpool.Pool
+	table string // quoted, schema-qualified table name
+}
+
+// New returns a store for the table schema.cdc_checkpoints reached through
+// pool. It does no I/O: call Init before the first Save.
+func New(pool *pgxpool.Pool, schema string) *Store {
+	if schema == "" {
+		schema = "public"
+	}
+	return &Store{pool: pool, table: pgx.Identifier{schema, TableName}.Sanitize()}
+}
+
+// Table returns the quoted, schema-qualified name of the checkpoint table.
+func (s *Store) Table() string { return s.table }
+
+// Init creates the checkpoint table if it does not exist.
+func (s *Store) Init(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
+    pipeline     text        NOT NULL,
+    sink         text        NOT NULL,
+    lsn          pg_lsn      NOT NULL,  -- commit LSN of the last accepted position
+    tx_index     bigint      NOT NULL,  -- row index within that transaction; 4294967295 = the whole transaction
+    flush_lsn    pg_lsn      NOT NULL,  -- end LSN of the last fully accepted transaction
+    commit_time  timestamptz NULL,
+    events       bigint      NOT NULL DEFAULT 0,
+    pending      bigint      NOT NULL DEFAULT 0,
+    instance     text        NOT NULL DEFAULT '',
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, sink)
+)`)
+	if err != nil {
+		var exists bool
+		// Two instances starting together race on CREATE TABLE IF NOT EXISTS
+		// (a unique violation on pg_type); the table is there either way.
+		if qerr := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); qerr == nil && exists {
+			return nil
+		}
+		return fmt.Errorf("create checkpoint table %s: %w", s.table, err)
+	}
+	return nil
+}
+
+// Load returns the checkpoints of a pipeline by sink name. A sink without a
+// row is absent from the map.
+func (s *Store) Load(ctx context.Context, pipeline string) (map[string]Checkpoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT sink, lsn::text, tx_index, flush_lsn::text, commit_time, events, pending, instance, updated_at
+FROM `+s.table+` WHERE pipeline = $1`, pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
+	}
+	defer rows.Close()
+	out := make(map[string]Checkpoint)
+	for rows.Next() {
+		var (
+			sink, lsn, flush string
+			idx              int64
+			commit           *time.Time
+			cp               Checkpoint
+		)
+		if err := rows.Scan(&sink, &lsn, &idx, &flush, &commit, &cp.Events, &cp.Pending, &cp.Instance, &cp.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
+		}
+		if cp.Position.LSN, err = cdc.ParseLSN(lsn); err != nil {
+			return nil, fmt.Errorf("load checkpoint of %s/%s: %w", pipeline, sink, err)
+		}
+		if cp.Flush, err = cdc.ParseLSN(flush); err != nil {
+			return nil, fmt.Errorf("load checkpoint of %s/%s: %w", pipeline, sink, err)
+		}
+		cp.Position.Index = uint32(idx)
+		if commit != nil {
+			cp.CommitTime = *commit
+		}
+		out[sink] = cp
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
+	}
+	return out, nil
+}
+
+// Save stores the checkpoint of one sink. Saving the stored position again
+// updates the progress figures; saving an older position than the stored one
+// fails with ErrBackwards and changes nothing.
+func (s *Store) Save(ctx context.Context, pipeline, sink string, cp Checkpoint) error {
+	var commit *time.Time
+	if !cp.CommitTime.IsZero() {
+		commit = &cp.CommitTime
+	}
+	var stored string
+	var storedIdx int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO `+s.table+` AS c
+    (pipeline, sink, lsn, tx_index, flush_lsn, commit_time, events, pending, instance, updated_at)
+VALUES ($1, $2, $3::text::pg_lsn, $4, $5::text::pg_lsn, $6, $7, $8, $9, now())
+ON CONFLICT (pipeline, sink) DO UPDATE SET
+    lsn = excluded.lsn, tx_index = excluded.tx_index,
+    flush_lsn = greatest(c.flush_lsn, excluded.flush_lsn),
+    commit_time = coalesce(excluded.commit_time, c.commit_time),
+    events = greatest(c.events, excluded.events), pending = excluded.pending,
+    instance = excluded.instance, updated_at = now()
+WHERE (c.lsn, c.tx_index) <= (excluded.lsn, excluded.tx_index)
+RETURNING lsn::text, tx_index`,
+		pipeline, sink, cp.Position.LSN.String(), int64(cp.Position.Index), cp.Flush.String(),
+		commit, cp.Events, cp.Pending, cp.Instance).Scan(&stored, &storedIdx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		cur, lerr := s.Load(ctx, pipeline)
+		if lerr != nil {
+			return fmt.Errorf("save checkpoint %s/%s at %s: %w", pipeline, sink, cp.Position, ErrBackwards)
+		}
+		return fmt.Errorf("save checkpoint %s/%s at %s (stored: %s): %w", pipeline, sink, cp.Position, cur[sink].Position, ErrBackwards)
+	}
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s/%s: %w", pipeline, sink, err)
+	}
+	return nil
+}
+
+// Delete removes the checkpoints of a pipeline and returns how many rows it
+// removed. A missing table counts as no rows.
+func (s *Store) Delete(ctx context.Context, pipeline string) (int64, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("delete checkpoints of pipeline %s: %w", pipeline, err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.table+` WHERE pipeline = $1`, pipeline)
+	if err != nil {
+		return 0, fmt.Errorf("delete checkpoints of pipeline %s: %w", pipeline, err)
+	}
+	return tag.RowsAffected(), nil
+}

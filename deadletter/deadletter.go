@@ -1,0 +1,95 @@
+// Package deadletter keeps the events a sink rejected permanently, in the
+// table cdc_dead_letters, when the sink runs with on_error: dead_letter.
+// Each row holds the pipeline and sink, the event's position, id, stream id
+// and type, the error the target gave, the event as a JSON envelope (package
+// envelope) and when it was written, so an operator can inspect, fix and
+// re-send it. A Store is safe for concurrent use.
+package deadletter
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/envelope"
+)
+
+// TableName is the name of the dead-letter table.
+const TableName = "cdc_dead_letters"
+
+// Store writes dead letters into schema.cdc_dead_letters.
+type Store struct {
+	pool  *pgxpool.Pool
+	table string
+}
+
+// New returns a store for schema.cdc_dead_letters. It does no I/O: call Init
+// before the first Write.
+func New(pool *pgxpool.Pool, schema string) *Store {
+	if schema == "" {
+		schema = "public"
+	}
+	return &Store{pool: pool, table: pgx.Identifier{schema, TableName}.Sanitize()}
+}
+
+// Init creates the table if it does not exist.
+func (s *Store) Init(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline    text        NOT NULL,
+    sink        text        NOT NULL,
+    lsn         pg_lsn      NOT NULL,  -- commit LSN of the event's transaction
+    tx_index    bigint      NOT NULL,  -- index of the event within it
+    event_id    text        NOT NULL,
+    stream_id   text        NOT NULL,
+    type        text        NOT NULL,
+    error       text        NOT NULL,
+    payload     jsonb       NOT NULL,  -- the event as a JSON envelope
+    created_at  timestamptz NOT NULL DEFAULT now()
+)`)
+	if err != nil {
+		var exists bool
+		if qerr := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); qerr == nil && exists {
+			return nil
+		}
+		return fmt.Errorf("create dead-letter table %s: %w", s.table, err)
+	}
+	return nil
+}
+
+// Write stores one rejected event with the error that rejected it.
+func (s *Store) Write(ctx context.Context, pipeline, sink string, e *cdc.Event, cause error) error {
+	msg := "unknown error"
+	if cause != nil {
+		msg = cause.Error()
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+`
+    (pipeline, sink, lsn, tx_index, event_id, stream_id, type, error, payload)
+VALUES ($1, $2, $3::text::pg_lsn, $4, $5, $6, $7, $8, $9::text::jsonb)`,
+		pipeline, sink, e.LSN.String(), int64(e.Index), e.ID, e.StreamID, e.Type, msg, string(envelope.Append(nil, e)))
+	if err != nil {
+		return fmt.Errorf("write dead letter for event %s of sink %s: %w", e.ID, sink, err)
+	}
+	return nil
+}
+
+// Count returns how many dead letters a pipeline's sink has. A missing table
+// counts as none.
+func (s *Store) Count(ctx context.Context, pipeline, sink string) (int64, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("count dead letters of %s/%s: %w", pipeline, sink, err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+s.table+` WHERE pipeline = $1 AND sink = $2`, pipeline, sink).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count dead letters of %s/%s: %w", pipeline, sink, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,248 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc"
+)
+
+// SQLSTATE codes this package branches on.
+const (
+	codeObjectInUse     = "55006" // the slot is active for another process
+	codeDuplicateObject = "42710" // the slot or publication already exists
+	codeUndefinedObject = "42704" // the slot or publication does not exist
+)
+
+// Setup creates the publication and the slot when they are missing and checks
+// that existing ones fit: the publication must publish inserts into the table
+// through the partition root, the slot must use pgoutput in this database.
+// It reports whether it created the slot.
+func Setup(ctx context.Context, pool *pgxpool.Pool, cfg Config) (createdSlot bool, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return false, err
+	}
+	if err := ensurePublication(ctx, pool, cfg); err != nil {
+		return false, err
+	}
+	return ensureSlot(ctx, pool, cfg)
+}
+
+func (c Config) qualifiedTable() string { return c.Schema + "." + c.Table }
+
+func ensurePublication(ctx context.Context, pool *pgxpool.Pool, cfg Config) error {
+	problem, exists, err := publicationProblem(ctx, pool, cfg)
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		return errors.New(problem)
+	}
+	if exists {
+		return nil
+	}
+	sql := "CREATE PUBLICATION " + pgx.Identifier{cfg.Publication}.Sanitize() +
+		" FOR TABLE " + pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
+	if cfg.Filter != "" {
+		// The filter is operator-written SQL from the configuration file,
+		// never event data.
+		sql += " WHERE (" + cfg.Filter + ")"
+	}
+	sql += " WITH (publish = 'insert', publish_via_partition_root = true)"
+	if _, err := pool.Exec(ctx, sql); err != nil {
+		if pgErrCode(err) == codeDuplicateObject {
+			return nil // created concurrently by another instance
+		}
+		return fmt.Errorf("create publication %s for %s: %w", cfg.Publication, cfg.qualifiedTable(), err)
+	}
+	return nil
+}
+
+// publicationProblem returns a one-line description of what is wrong with an
+// existing publication, or "" when it is fine or missing.
+func publicationProblem(ctx context.Context, pool *pgxpool.Pool, cfg Config) (problem string, exists bool, err error) {
+	var pubInsert, viaRoot, allTables bool
+	err = pool.QueryRow(ctx, `SELECT pubinsert, pubviaroot, puballtables FROM pg_publication WHERE pubname = $1`,
+		cfg.Publication).Scan(&pubInsert, &viaRoot, &allTables)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("inspect publication %s: %w", cfg.Publication, err)
+	}
+	var publishes bool
+	err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables
+WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)`, cfg.Publication, cfg.Schema, cfg.Table).Scan(&publishes)
+	if err != nil {
+		return "", true, fmt.Errorf("inspect publication %s: %w", cfg.Publication, err)
+	}
+	fix := fmt.Sprintf("drop it (cdc teardown, or DROP PUBLICATION %s) to let cdc create it, or set source.publication", cfg.Publication)
+	switch {
+	case !publishes:
+		return fmt.Sprintf("publication %s exists but does not publish %s: %s", cfg.Publication, cfg.qualifiedTable(), fix), true, nil
+	case !pubInsert:
+		return fmt.Sprintf("publication %s exists but does not publish inserts: %s", cfg.Publication, fix), true, nil
+	case !viaRoot:
+		return fmt.Sprintf("publication %s exists without publish_via_partition_root: ALTER PUBLICATION %s SET (publish_via_partition_root = true)", cfg.Publication, cfg.Publication), true, nil
+	}
+	return "", true, nil
+}
+
+func ensureSlot(ctx context.Context, pool *pgxpool.Pool, cfg Config) (bool, error) {
+	slot, err := Slot(ctx, pool, cfg.Slot)
+	if err != nil {
+		return false, err
+	}
+	if slot.Exists {
+		if p := slot.problem(cfg); p != "" {
+			return false, errors.New(p)
+		}
+		return false, nil
+	}
+	_, err = pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, cfg.Slot)
+	if err != nil {
+		if pgErrCode(err) == codeDuplicateObject {
+			return false, nil // created concurrently by another instance
+		}
+		return false, fmt.Errorf("create replication slot %s: %w", cfg.Slot, err)
+	}
+	return true, nil
+}
+
+// SlotState is what pg_replication_slots says about a slot.
+type SlotState struct {
+	Exists         bool
+	Plugin         string
+	Type           string // "logical" or "physical"
+	Database       string
+	Active         bool
+	ActivePID      int32   // walsender pid while active
+	Holder         string  // application_name and address of the holder while active
+	ConfirmedFlush cdc.LSN // confirmed_flush_lsn
+	RestartLSN     cdc.LSN // restart_lsn
+	CurrentWAL     cdc.LSN // pg_current_wal_lsn() when read
+	RetainedBytes  int64   // WAL the slot retains: current WAL minus restart_lsn
+	WALStatus      string  // reserved, extended, unreserved or lost
+}
+
+// Slot reads the state of a replication slot. A missing slot is not an error:
+// Exists is false.
+func Slot(ctx context.Context, pool *pgxpool.Pool, name string) (SlotState, error) {
+	var (
+		s                          SlotState
+		pid                        *int32
+		plugin, db, holder, status *string
+		confirmed, restart         *string
+		current                    string
+		retained                   *int64
+	)
+	err := pool.QueryRow(ctx, `SELECT s.plugin, s.slot_type, s.database::text, s.active, s.active_pid,
+    (SELECT coalesce(nullif(r.application_name, ''), 'unknown') || ' from ' || coalesce(host(r.client_addr) || ':' || r.client_port, 'local socket')
+       FROM pg_stat_replication r WHERE r.pid = s.active_pid),
+    s.confirmed_flush_lsn::text, s.restart_lsn::text, pg_current_wal_lsn()::text,
+    (pg_current_wal_lsn() - s.restart_lsn)::bigint, s.wal_status
+FROM pg_replication_slots s WHERE s.slot_name = $1`, name).Scan(
+		&plugin, &s.Type, &db, &s.Active, &pid, &holder, &confirmed, &restart, &current, &retained, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read replication slot %s: %w", name, err)
+	}
+	s.Exists = true
+	s.Plugin, s.Database, s.Holder, s.WALStatus = deref(plugin), deref(db), deref(holder), deref(status)
+	if pid != nil {
+		s.ActivePID = *pid
+	}
+	if retained != nil {
+		s.RetainedBytes = *retained
+	}
+	for _, f := range []struct {
+		dst *cdc.LSN
+		src *string
+	}{{&s.ConfirmedFlush, confirmed}, {&s.RestartLSN, restart}, {&s.CurrentWAL, &current}} {
+		if f.src == nil {
+			continue
+		}
+		if *f.dst, err = cdc.ParseLSN(*f.src); err != nil {
+			return s, fmt.Errorf("read replication slot %s: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// problem describes why an existing slot cannot be used, or "".
+func (s SlotState) problem(cfg Config) string {
+	switch {
+	case s.Type != "logical":
+		return fmt.Sprintf("replication slot %s is a %s slot, not logical: choose another source.slot", cfg.Slot, s.Type)
+	case s.Plugin != "pgoutput":
+		return fmt.Sprintf("replication slot %s uses plugin %s, not pgoutput: drop it or choose another source.slot", cfg.Slot, s.Plugin)
+	case s.WALStatus == "lost":
+		return fmt.Sprintf("replication slot %s has lost required WAL (max_slot_wal_keep_size): events were lost; drop it (cdc teardown) and start again", cfg.Slot)
+	}
+	return ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Teardown drops the slot and the publication. Missing ones are not an error;
+// an active slot is (stop the running instance first). It reports what it
+// dropped.
+func Teardown(ctx context.Context, pool *pgxpool.Pool, cfg Config) (droppedSlot, droppedPublication bool, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return false, false, err
+	}
+	slot, err := Slot(ctx, pool, cfg.Slot)
+	if err != nil {
+		return false, false, err
+	}
+	if slot.Exists {
+		if slot.Active {
+			return false, false, fmt.Errorf("replication slot %s is in use by %s (pid %d): stop cdc run first", cfg.Slot, slot.Holder, slot.ActivePID)
+		}
+		if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, cfg.Slot); err != nil && pgErrCode(err) != codeUndefinedObject {
+			return false, false, fmt.Errorf("drop replication slot %s: %w", cfg.Slot, err)
+		}
+		droppedSlot = true
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, cfg.Publication).Scan(&exists); err != nil {
+		return droppedSlot, false, fmt.Errorf("inspect publication %s: %w", cfg.Publication, err)
+	}
+	if !exists {
+		return droppedSlot, false, nil
+	}
+	if _, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{cfg.Publication}.Sanitize()); err != nil {
+		return droppedSlot, false, fmt.Errorf("drop publication %s: %w", cfg.Publication, err)
+	}
+	return droppedSlot, true, nil
+}
+
+func pgErrCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// joinQuoted formats names as "a", "b".
+func joinQuoted(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = `"` + n + `"`
+	}
+	return strings.Join(q, ", ")
+}

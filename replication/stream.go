@@ -1,0 +1,342 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/retry"
+)
+
+// Consumer receives the pgoutput stream of a slot. The Stream calls its
+// methods from one goroutine, except Confirmable, which it may call at any
+// time from that same goroutine between messages.
+type Consumer interface {
+	// Open is called each time streaming starts on a newly acquired slot,
+	// before the first Message: the consumer (re)loads its checkpoints and
+	// forgets any partly received transaction and relation.
+	Open(ctx context.Context) error
+	// Message handles one pgoutput message. data is only valid during the
+	// call. An error ends the stream: the Stream returns it from Run.
+	Message(ctx context.Context, data []byte) error
+	// Keepalive reports the server's WAL end from a keepalive message: every
+	// transaction committed before it has been handed to Message.
+	Keepalive(walEnd cdc.LSN)
+	// Confirmable returns the LSN up to which the slot may confirm: every
+	// transaction ending at or before it is durably handled.
+	Confirmable() cdc.LSN
+	// Restart delivers a value when the consumer needs the stream read
+	// again from the confirmed position (a sink recovered and must catch up).
+	Restart() <-chan struct{}
+	// Drain is called once on shutdown while the slot is still held: flush
+	// everything received and write checkpoints.
+	Drain(ctx context.Context) error
+}
+
+// State is what a Stream is doing.
+type State int32
+
+// States of a Stream.
+const (
+	StateStarting  State = iota // connecting or not started
+	StateStandby                // the slot is held by another instance
+	StateStreaming              // holding the slot and streaming
+	StateStopped                // Run has returned
+)
+
+func (s State) String() string {
+	switch s {
+	case StateStandby:
+		return "standby"
+	case StateStreaming:
+		return "streaming"
+	case StateStopped:
+		return "stopped"
+	}
+	return "starting"
+}
+
+// Stream reads a replication slot and hands its messages to a Consumer.
+type Stream struct {
+	cfg   Config
+	repl  *pgconn.Config
+	pool  *pgxpool.Pool
+	state atomic.Int32
+}
+
+// NewStream returns a stream over the slot of cfg. dsn is the source
+// connection string (the stream adds replication=database itself); pool is a
+// regular connection pool to the same database, used to read the slot's
+// state. It does no I/O.
+func NewStream(dsn string, pool *pgxpool.Pool, cfg Config) (*Stream, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	repl, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse source dsn: %w", err)
+	}
+	repl.RuntimeParams["replication"] = "database"
+	// pgoutput sends values as text in the walsender's DateStyle and
+	// TimeZone; fix both so the decoder sees one timestamp format.
+	repl.RuntimeParams["DateStyle"] = "ISO"
+	repl.RuntimeParams["TimeZone"] = "UTC"
+	repl.RuntimeParams["application_name"] = cfg.ApplicationName
+	return &Stream{cfg: cfg, repl: repl, pool: pool}, nil
+}
+
+// State returns what the stream is doing now.
+func (s *Stream) State() State { return State(s.state.Load()) }
+
+// fatalError marks errors that retrying will not fix.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+var (
+	errStandby = errors.New("slot held by another instance")
+	errRestart = errors.New("restart requested")
+)
+
+// Run streams until ctx ends, reconnecting with backoff when the connection
+// drops and standing by while another instance holds the slot. It returns nil
+// after a clean shutdown (the consumer drained), or the error that stopped it:
+// a consumer error, a missing slot or publication, failed authentication.
+func (s *Stream) Run(ctx context.Context, c Consumer) error {
+	defer s.state.Store(int32(StateStopped))
+	log := s.cfg.Logger
+	delay := retry.Backoff{Min: 250 * time.Millisecond, Max: 15 * time.Second}
+	lastHolder := ""
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		streamed, err := s.session(ctx, c)
+		var fatal *fatalError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &fatal):
+			return fatal.err
+		case errors.Is(err, errRestart):
+			delay.Reset()
+			continue
+		case errors.Is(err, errStandby):
+			s.state.Store(int32(StateStandby))
+			holder := s.holder(ctx)
+			if holder != lastHolder {
+				log.Info("slot is held by another instance; standing by", "slot", s.cfg.Slot, "holder", holder, "retry", s.cfg.StandbyRetry)
+				lastHolder = holder
+			}
+			if !retry.Sleep(ctx, s.cfg.StandbyRetry) {
+				return nil
+			}
+			continue
+		}
+		lastHolder = ""
+		if streamed {
+			delay.Reset()
+		}
+		wait := delay.Next()
+		log.Warn("replication stream interrupted; reconnecting", "slot", s.cfg.Slot, "err", err, "retry_in", wait)
+		s.state.Store(int32(StateStarting))
+		if !retry.Sleep(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// holder describes who holds the slot, for the standby log line.
+func (s *Stream) holder(ctx context.Context) string {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := Slot(qctx, s.pool, s.cfg.Slot)
+	if err != nil || !st.Active {
+		return "unknown"
+	}
+	return fmt.Sprintf("%s (active_pid %d)", st.Holder, st.ActivePID)
+}
+
+// session connects, acquires the slot and streams until ctx ends or an error.
+// streamed reports whether the slot was acquired.
+func (s *Stream) session(ctx context.Context, c Consumer) (streamed bool, err error) {
+	conn, err := pgconn.ConnectConfig(ctx, s.repl)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		if IsAuthError(err) {
+			return false, &fatalError{fmt.Errorf("connect for replication: %w", err)}
+		}
+		return false, fmt.Errorf("connect for replication: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+
+	start := c.Confirmable()
+	err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication,
+		PluginArgs: []string{
+			"proto_version '1'",
+			// publication_names is parsed as a list of identifiers.
+			`publication_names '"` + s.cfg.Publication + `"'`,
+		},
+	})
+	if err != nil {
+		switch pgErrCode(err) {
+		case codeObjectInUse:
+			return false, errStandby
+		case codeUndefinedObject:
+			return false, &fatalError{fmt.Errorf("start replication on slot %s: %w (was it dropped? cdc creates it at start; events committed while it was missing are not in the stream)", s.cfg.Slot, err)}
+		}
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		return false, fmt.Errorf("start replication on slot %s: %w", s.cfg.Slot, err)
+	}
+	slot, err := Slot(ctx, s.pool, s.cfg.Slot)
+	if err != nil {
+		return true, err
+	}
+	floor := slot.ConfirmedFlush
+	s.state.Store(int32(StateStreaming))
+	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "confirmed_flush_lsn", floor.String())
+	if err := c.Open(ctx); err != nil {
+		return true, &fatalError{err}
+	}
+	return true, s.stream(ctx, conn, c, floor)
+}
+
+// tick bounds how long the stream waits for a message before it checks for
+// shutdown, restart requests and due status updates.
+const tick = 100 * time.Millisecond
+
+func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c Consumer, floor cdc.LSN) error {
+	received, sent := floor, floor
+	sendStatus := func() error {
+		flush := max(c.Confirmable(), sent)
+		sent = flush
+		err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+			WALWritePosition: pglogrepl.LSN(max(received, flush)),
+			WALFlushPosition: pglogrepl.LSN(flush),
+			WALApplyPosition: pglogrepl.LSN(flush),
+			ClientTime:       time.Now(),
+		})
+		if err != nil {
+			return fmt.Errorf("send standby status: %w", err)
+		}
+		return nil
+	}
+	netConn := conn.Conn()
+	nextStatus := time.Now().Add(s.cfg.StatusInterval)
+	var deadline time.Time
+	for {
+		now := time.Now()
+		if !now.Before(deadline) {
+			if ctx.Err() != nil {
+				return s.drain(c, sendStatus)
+			}
+			select {
+			case <-c.Restart():
+				s.cfg.Logger.Info("re-reading the slot for a sink that recovered", "slot", s.cfg.Slot, "from", c.Confirmable().String())
+				if err := sendStatus(); err != nil {
+					return err
+				}
+				return errRestart
+			default:
+			}
+			if !now.Before(nextStatus) {
+				if err := sendStatus(); err != nil {
+					return err
+				}
+				nextStatus = now.Add(s.cfg.StatusInterval)
+			}
+			deadline = now.Add(tick)
+			if nextStatus.Before(deadline) {
+				deadline = nextStatus
+			}
+			if err := netConn.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("set read deadline: %w", err)
+			}
+		}
+		msg, err := conn.ReceiveMessage(context.Background())
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				deadline = time.Time{}
+				continue
+			}
+			return fmt.Errorf("receive from slot %s: %w", s.cfg.Slot, err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse keepalive: %w", err)
+				}
+				received = max(received, cdc.LSN(ka.ServerWALEnd))
+				c.Keepalive(cdc.LSN(ka.ServerWALEnd))
+				if ka.ReplyRequested {
+					if err := sendStatus(); err != nil {
+						return err
+					}
+					nextStatus = time.Now().Add(s.cfg.StatusInterval)
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse XLogData: %w", err)
+				}
+				received = max(received, cdc.LSN(xld.WALStart)+cdc.LSN(len(xld.WALData)))
+				if err := c.Message(ctx, xld.WALData); err != nil {
+					if ctx.Err() != nil {
+						return s.drain(c, sendStatus) // shutdown while a sink held the stream back
+					}
+					return &fatalError{err}
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			err := pgconn.ErrorResponseToPgError(msg)
+			if pgErrCode(err) == codeUndefinedObject { // e.g. the publication was dropped
+				return &fatalError{fmt.Errorf("stream slot %s: %w", s.cfg.Slot, err)}
+			}
+			return fmt.Errorf("stream slot %s: %w", s.cfg.Slot, err)
+		case *pgproto3.CopyDone:
+			return fmt.Errorf("stream slot %s: server ended the replication stream", s.cfg.Slot)
+		}
+	}
+}
+
+// drain lets the consumer flush while the slot is still held, then confirms
+// what it flushed.
+func (s *Stream) drain(c Consumer, sendStatus func() error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := c.Drain(ctx)
+	if serr := sendStatus(); serr != nil {
+		s.cfg.Logger.Warn("could not confirm the final position; the next start re-reads a little and skips it", "slot", s.cfg.Slot, "err", serr)
+	}
+	if err != nil {
+		return &fatalError{err}
+	}
+	s.cfg.Logger.Info("stopped", "slot", s.cfg.Slot, "confirmed", c.Confirmable().String())
+	return nil
+}
