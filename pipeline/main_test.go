@@ -83,6 +83,8 @@ type running struct {
 	stream *replication.Stream
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
+	err    error
 }
 
 // start runs a pipeline over the harness's slot and waits until it streams.
@@ -118,8 +120,11 @@ func (h *harness) start(cfg pipeline.Config) *running {
 
 // stop shuts the pipeline down cleanly and returns Run's error.
 func (r *running) stop() error {
-	r.cancel()
-	return <-r.done
+	r.once.Do(func() {
+		r.cancel()
+		r.err = <-r.done
+	})
+	return r.err
 }
 
 func testLogger(t *testing.T) *slog.Logger {
