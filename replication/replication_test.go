@@ -1,0 +1,276 @@
+package replication_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/decoder"
+	"github.com/martencdc/cdc/internal/pgcluster"
+	"github.com/martencdc/cdc/internal/pgtest"
+	"github.com/martencdc/cdc/replication"
+)
+
+var pg *pgcluster.Cluster
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m, &pg)) }
+
+func poolFor(t *testing.T, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func dropSlot(t *testing.T, pool *pgxpool.Pool, cfg replication.Config) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for ctx.Err() == nil {
+			if _, _, err := replication.Teardown(ctx, pool, cfg); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+func TestSetupIdempotent(t *testing.T) {
+	pool := poolFor(t, pgtest.NewMartenDatabase(t, pg, "helpdesk"))
+	cfg := replication.Config{Slot: "cdc_x", Publication: "cdc_x", Schema: "helpdesk"}
+	dropSlot(t, pool, cfg)
+	created, err := replication.Setup(t.Context(), pool, cfg)
+	if err != nil || !created {
+		t.Fatalf("Setup = %v, %v; want created", created, err)
+	}
+	created, err = replication.Setup(t.Context(), pool, cfg)
+	if err != nil || created {
+		t.Fatalf("second Setup = %v, %v; want existing", created, err)
+	}
+	var viaRoot, insert, update bool
+	if err := pool.QueryRow(t.Context(), `SELECT pubviaroot, pubinsert, pubupdate FROM pg_publication WHERE pubname = 'cdc_x'`).Scan(&viaRoot, &insert, &update); err != nil {
+		t.Fatal(err)
+	}
+	if !viaRoot || !insert || update {
+		t.Fatalf("publication: via root %v, insert %v, update %v", viaRoot, insert, update)
+	}
+	s, err := replication.Slot(t.Context(), pool, "cdc_x")
+	if err != nil || !s.Exists || s.Plugin != "pgoutput" || s.Active {
+		t.Fatalf("slot = %+v, %v", s, err)
+	}
+	if problems := replication.Check(t.Context(), pool, cfg, decoder.RequiredColumns()); len(problems) > 0 {
+		t.Fatalf("Check after Setup: %v", problems)
+	}
+	slot, pub, err := replication.Teardown(t.Context(), pool, cfg)
+	if err != nil || !slot || !pub {
+		t.Fatalf("Teardown = %v, %v, %v", slot, pub, err)
+	}
+	slot, pub, err = replication.Teardown(t.Context(), pool, cfg)
+	if err != nil || slot || pub {
+		t.Fatalf("second Teardown = %v, %v, %v; want nothing to drop", slot, pub, err)
+	}
+}
+
+// TestCheck: each server problem is reported as one line that says what is
+// wrong.
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup string // SQL run first
+		cfg   replication.Config
+		dsnAs string // role to connect as
+		want  []string
+	}{
+		{name: "fine", want: nil},
+		{name: "missing table", cfg: replication.Config{Schema: "nowhere"},
+			want: []string{"table nowhere.mt_events does not exist"}},
+		{name: "missing column", setup: `ALTER TABLE public.mt_events DROP COLUMN tenant_id`,
+			want: []string{`table public.mt_events lacks required column "tenant_id"`}},
+		{name: "missing columns", setup: `ALTER TABLE public.mt_events DROP COLUMN tenant_id, DROP COLUMN version`,
+			want: []string{`lacks required columns "version", "tenant_id"`}},
+		{name: "no replication privilege", setup: `CREATE ROLE plain LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO plain`, dsnAs: "plain",
+			want: []string{`role "plain" has neither REPLICATION nor SUPERUSER`}},
+		{name: "publication without the table", setup: `CREATE TABLE other (id int); CREATE PUBLICATION cdc_t FOR TABLE other`,
+			want: []string{"publication cdc_t exists but does not publish public.mt_events"}},
+		{name: "publication without partition root", setup: `CREATE PUBLICATION cdc_t FOR TABLE public.mt_events WITH (publish = 'insert')`,
+			want: []string{"publication cdc_t exists without publish_via_partition_root"}},
+		{name: "slot with another plugin", setup: `SELECT pg_create_logical_replication_slot('cdc_t', 'test_decoding')`,
+			want: []string{"replication slot cdc_t uses plugin test_decoding, not pgoutput"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.NewMartenDatabase(t, pg, "public")
+			admin := poolFor(t, dsn)
+			cfg := tt.cfg
+			cfg.Slot, cfg.Publication = "cdc_t", "cdc_t"
+			dropSlot(t, admin, cfg)
+			if tt.setup != "" {
+				if _, err := admin.Exec(t.Context(), tt.setup); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pool := admin
+			if tt.dsnAs != "" {
+				pool = poolFor(t, strings.Replace(dsn, "postgres@", tt.dsnAs+"@", 1))
+				t.Cleanup(func() { _, _ = admin.Exec(context.Background(), `DROP OWNED BY plain; DROP ROLE plain`) })
+			}
+			problems := replication.Check(t.Context(), pool, cfg, decoder.RequiredColumns())
+			if len(problems) != len(tt.want) {
+				t.Fatalf("problems: %v, want %d", problems, len(tt.want))
+			}
+			for i, p := range problems {
+				if !strings.Contains(p.Error(), tt.want[i]) || strings.Contains(p.Error(), "\n") {
+					t.Errorf("problem %d = %q, want one line containing %q", i, p, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCheckWALLevel(t *testing.T) {
+	replica, err := pgcluster.Start(t.Context(), pgcluster.Options{WALLevel: "replica"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Stop() })
+	dsn := pgtest.NewMartenDatabase(t, replica, "public")
+	problems := replication.Check(t.Context(), poolFor(t, dsn), replication.Config{Slot: "s", Publication: "p"}, decoder.RequiredColumns())
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), `wal_level is "replica", cdc needs wal_level=logical`) {
+		t.Fatalf("problems = %v", problems)
+	}
+}
+
+// consumer is a minimal Consumer that counts messages.
+type consumer struct {
+	opened   atomic.Int32
+	messages atomic.Int64
+	restart  chan struct{}
+}
+
+func (c *consumer) Open(context.Context) error            { c.opened.Add(1); return nil }
+func (c *consumer) Message(context.Context, []byte) error { c.messages.Add(1); return nil }
+func (c *consumer) Keepalive(cdc.LSN)                     {}
+func (c *consumer) Confirmable() cdc.LSN                  { return 0 }
+func (c *consumer) Restart() <-chan struct{}              { return c.restart }
+func (c *consumer) Drain(context.Context) error           { return nil }
+func newConsumer() *consumer                              { return &consumer{restart: make(chan struct{}, 1)} }
+func run(ctx context.Context, s *replication.Stream, c *consumer) chan error {
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, c) }()
+	return done
+}
+
+// TestStandby: a second stream on a slot that is held stands by, and takes
+// the slot over when the first stops.
+func TestStandby(t *testing.T) {
+	dsn := pgtest.NewMartenDatabase(t, pg, "public")
+	pool := poolFor(t, dsn)
+	cfg := replication.Config{Slot: "cdc_sb", Publication: "cdc_sb", StandbyRetry: 50 * time.Millisecond, ApplicationName: "first"}
+	dropSlot(t, pool, cfg)
+	if _, err := replication.Setup(t.Context(), pool, cfg); err != nil {
+		t.Fatal(err)
+	}
+	first, err := replication.NewStream(dsn, pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ApplicationName = "second"
+	second, _ := replication.NewStream(dsn, pool, cfg)
+	ctx1, stop1 := context.WithCancel(t.Context())
+	done1 := run(ctx1, first, newConsumer())
+	pgtest.Eventually(t, 10*time.Second, func() bool { return first.State() == replication.StateStreaming }, "first streams")
+	ctx2, stop2 := context.WithCancel(t.Context())
+	defer stop2()
+	c2 := newConsumer()
+	done2 := run(ctx2, second, c2)
+	pgtest.Eventually(t, 10*time.Second, func() bool { return second.State() == replication.StateStandby }, "second stands by")
+	s, _ := replication.Slot(t.Context(), pool, "cdc_sb")
+	if !s.Active || !strings.HasPrefix(s.Holder, "first from ") {
+		t.Fatalf("slot holder = %q, want the first stream", s.Holder)
+	}
+	if c2.opened.Load() != 0 {
+		t.Fatal("the standby opened its consumer")
+	}
+	stop1()
+	if err := <-done1; err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	pgtest.Eventually(t, 10*time.Second, func() bool { return second.State() == replication.StateStreaming }, "second takes over")
+	s, _ = replication.Slot(t.Context(), pool, "cdc_sb")
+	if !strings.HasPrefix(s.Holder, "second from ") {
+		t.Fatalf("slot holder = %q, want the second stream", s.Holder)
+	}
+	stop2()
+	if err := <-done2; err != nil {
+		t.Fatalf("second: %v", err)
+	}
+}
+
+// TestMissingSlotIsFatal: a slot dropped from under cdc is not silently
+// recreated (the events in between would be lost).
+func TestMissingSlotIsFatal(t *testing.T) {
+	dsn := pgtest.NewMartenDatabase(t, pg, "public")
+	pool := poolFor(t, dsn)
+	s, err := replication.NewStream(dsn, pool, replication.Config{Slot: "cdc_none", Publication: "cdc_none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = s.Run(ctx, newConsumer())
+	if err == nil || !strings.Contains(err.Error(), "cdc_none") || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Run = %v, want an error naming the missing slot", err)
+	}
+}
+
+func TestPeek(t *testing.T) {
+	dsn := pgtest.NewMartenDatabase(t, pg, "public")
+	pool := poolFor(t, dsn)
+	cfg := replication.Config{Slot: "cdc_pk", Publication: "cdc_pk"}
+	dropSlot(t, pool, cfg)
+	if _, err := replication.Setup(t.Context(), pool, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		_, err := pool.Exec(t.Context(), `SELECT public.mt_quick_append_events($1::uuid, 'incident', '*DEFAULT*', ARRAY[gen_random_uuid()],
+  ARRAY['incident_logged']::varchar[], ARRAY['X']::varchar[], ARRAY['{"n":1}']::jsonb[], ARRAY[NULL]::varchar[], ARRAY[NULL]::varchar[], ARRAY[NULL]::jsonb[])`,
+			fmt.Sprintf("00000000-0000-4000-8000-%012d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := decoder.New(decoder.Config{})
+	events := 0
+	truncated, err := replication.Peek(t.Context(), pool, cfg, 1000, func(data []byte) error {
+		m, err := dec.Decode(data)
+		if m.Kind == decoder.KindEvent {
+			events++
+		}
+		return err
+	})
+	if err != nil || truncated || events != 3 {
+		t.Fatalf("Peek: %d events, truncated %v, err %v; want 3", events, truncated, err)
+	}
+	// Peeking consumes nothing.
+	events = 0
+	dec.Reset()
+	if _, err := replication.Peek(t.Context(), pool, cfg, 1000, func(data []byte) error {
+		m, err := dec.Decode(data)
+		if m.Kind == decoder.KindEvent {
+			events++
+		}
+		return err
+	}); err != nil || events != 3 {
+		t.Fatalf("second Peek: %d events, %v", events, err)
+	}
+}
