@@ -35,7 +35,7 @@ func cmdValidate(ctx context.Context, args []string, e env) error {
 		}
 		failed++
 		for _, p := range problems {
-			fmt.Fprintf(e.stderr, "cdc: pipeline %s: %s\n", pc.Name, p)
+			fmt.Fprintf(e.stderr, "cdc: pipeline %s: %s\n", pc.Name, oneLine(p))
 		}
 	}
 	if failed > 0 {

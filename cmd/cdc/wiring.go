@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ type problemsError struct {
 func (e *problemsError) Error() string {
 	lines := make([]string, len(e.problems))
 	for i, p := range e.problems {
-		lines[i] = "pipeline " + e.pipeline + ": " + p.Error()
+		lines[i] = "pipeline " + e.pipeline + ": " + oneLine(p.Error())
 	}
 	return strings.Join(lines, "\n")
 }
@@ -138,7 +139,7 @@ func waitReachable(ctx context.Context, pool *pgxpool.Pool, what string, wait bo
 			return nil
 		}
 		if !wait || replication.IsAuthError(err) || ctx.Err() != nil {
-			return fmt.Errorf("connect to %s: %w", what, err)
+			return fmt.Errorf("connect to %s: %s", what, oneLine(err.Error()))
 		}
 		d := delay.Next()
 		log.Warn("database not reachable; retrying", "database", what, "err", err, "retry_in", d)
@@ -153,9 +154,9 @@ func waitReachable(ctx context.Context, pool *pgxpool.Pool, what string, wait bo
 // server is retried instead of failing.
 //
 // m, when not nil, counts and times every sink's writes and dead letters.
-func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m *metrics.Metrics, instance string, wait bool, log *slog.Logger) (rt *runtime, err error) {
+func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m *metrics.Metrics, instance string, wait bool, log *slog.Logger) (_ *runtime, err error) {
 	log = log.With("pipeline", pc.Name)
-	rt = &runtime{cfg: pc, log: log}
+	rt := &runtime{cfg: pc, log: log}
 	defer func() {
 		if err != nil {
 			rt.close()
@@ -247,4 +248,17 @@ func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m
 func instanceID() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// oneLine joins the lines of a multi-line message (pgconn lists every
+// address it tried on its own line) so that each problem prints as one line.
+func oneLine(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	parts := strings.Split(s, "\n")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), "; ")
 }

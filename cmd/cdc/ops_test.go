@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/martencdc/cdc/internal/pgtest"
+)
+
+// runInProcess runs one cdc command line in the test process and returns
+// the exit code, stdout and stderr.
+func runInProcess(t *testing.T, lookup map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := runCommand(t.Context(), args, env{stdout: &stdout, stderr: &stderr, lookupEnv: func(k string) (string, bool) {
+		v, ok := lookup[k]
+		return v, ok
+	}})
+	return code, stdout.String(), stderr.String()
+}
+
+// TestValidateStatusTeardown: validate accepts a good setup; status shows
+// the slot and each sink's checkpoint and lag, counting events pending in an
+// inactive slot; teardown removes the slot, the publication and, on request,
+// the checkpoints.
+func TestValidateStatusTeardown(t *testing.T) {
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "      - name: closed-only\n        kind: stdout\n        include: [incident_closed]\n")
+	env := map[string]string{"CDC_TEST_DSN": dsn}
+
+	code, out, errOut := runInProcess(t, env, "validate", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "pipeline helpdesk: ok") {
+		t.Fatalf("validate: exit %d\n%s%s", code, out, errOut)
+	}
+
+	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == c.pid() || c.wait0() }, "streams")
+	w := startWriters(t, pool, 2, time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(c.out) >= 50 }, "delivers")
+	w.halt()
+	committed, _ := w.snapshot()
+	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(c.out) >= len(committed) }, "delivers everything")
+
+	// While running: the slot is active and held by this process.
+	code, out, _ = runInProcess(t, env, "status", "--config", cfg, "--json")
+	var st struct {
+		Pipelines []pipelineStatus `json:"pipelines"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
+	}
+	if p := st.Pipelines[0]; !p.Slot.Active || !strings.Contains(p.Slot.Holder, "cdc helpdesk") || len(p.Sinks) != 2 {
+		t.Fatalf("status while running: %+v", p)
+	}
+	if code := c.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// Stopped, caught up: no lag.
+	code, out, _ = runInProcess(t, env, "status", "--config", cfg, "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
+	}
+	p := st.Pipelines[0]
+	if p.Slot.Active || !p.Slot.Exists {
+		t.Fatalf("slot after stop: %+v", p.Slot)
+	}
+	for _, s := range p.Sinks {
+		if s.Checkpoint == "" || s.LagEvents != 0 {
+			t.Fatalf("sink after stop: %+v", s)
+		}
+	}
+	if p.Sinks[0].Delivered != int64(len(committed)) {
+		t.Fatalf("status says %d delivered, want %d", p.Sinks[0].Delivered, len(committed))
+	}
+
+	// Events appended while nothing runs are counted from the slot, per
+	// sink and through its filters.
+	w = startWriters(t, pool, 1, 0)
+	pgtest.Eventually(t, 10*time.Second, func() bool { n, _ := w.snapshot(); return len(n) >= 30 }, "more appends")
+	w.halt()
+	pending, _ := w.snapshot()
+	var closed int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM helpdesk.mt_events WHERE type = 'incident_closed' AND id = ANY($1::uuid[])`, keys(pending)).Scan(&closed); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runInProcess(t, env, "status", "--config", cfg, "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
+	}
+	p = st.Pipelines[0]
+	if p.Sinks[0].LagEvents != int64(len(pending)) || p.Sinks[1].LagEvents != int64(closed) || p.Sinks[0].LagBytes <= 0 || p.Sinks[0].LagSeconds <= 0 {
+		t.Fatalf("lag with %d pending (%d closed): %+v", len(pending), closed, p.Sinks)
+	}
+	code, out, _ = runInProcess(t, env, "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "sink out (stdout): checkpoint ") || !strings.Contains(out, "inactive") {
+		t.Fatalf("status text:\n%s", out)
+	}
+
+	code, out, errOut = runInProcess(t, env, "teardown", "--config", cfg, "--checkpoints")
+	if code != 0 || !strings.Contains(out, "slot cdc_helpdesk dropped, publication cdc_helpdesk dropped") || !strings.Contains(out, "2 checkpoint rows deleted") {
+		t.Fatalf("teardown: exit %d\n%s%s", code, out, errOut)
+	}
+	var slots int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots`).Scan(&slots); err != nil || slots != 0 {
+		t.Fatalf("%d slots after teardown (%v)", slots, err)
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestDemo runs the demo briefly: it starts its own PostgreSQL, delivers
+// what its writers commit and checks the result itself.
+func TestDemo(t *testing.T) {
+	code, out, errOut := runInProcess(t, nil, "demo", "--duration", "3s", "--rate", "100")
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "0 duplicates, commit order kept: true") || !strings.Contains(errOut, "PostgreSQL stopped and its files removed") {
+		t.Fatalf("demo summary missing:\n%s", errOut)
+	}
+	if strings.Count(out, "\n") < 50 {
+		t.Fatalf("demo printed %d events", strings.Count(out, "\n"))
+	}
+}
