@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,7 +85,7 @@ GRANT USAGE ON SCHEMA helpdesk TO cdc_plain; GRANT SELECT ON ALL TABLES IN SCHEM
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _, _ = pool.Exec(t.Context(), `DROP OWNED BY cdc_plain; DROP ROLE cdc_plain`) })
+				t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP OWNED BY cdc_plain; DROP ROLE cdc_plain`) })
 				return strings.Replace(dsn, "postgres@", "cdc_plain:secret-pw@", 1)
 			},
 			code: exitFailure,
