@@ -1,0 +1,12 @@
+# Builds the cdc command into a small image (see docker-compose.yml).
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/cdc ./cmd/cdc
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/cdc /usr/local/bin/cdc
+ENTRYPOINT ["/usr/local/bin/cdc"]
+CMD ["run", "--config", "/etc/cdc/cdc.yaml", "--metrics-addr", ":9187"]
