@@ -238,3 +238,26 @@ func TestRejectedEvents(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 }
+
+// TestReconnect: when the replication connection drops (the walsender is
+// terminated), the stream reconnects with backoff and delivery goes on with
+// nothing missed and nothing twice.
+func TestReconnect(t *testing.T) {
+	h := newHarness(t)
+	rec := &recorder{}
+	r := h.start(pipeline.Config{Sinks: []pipeline.SinkConfig{{Name: "rec", Sink: rec}}})
+	want := appendN(t, h, 1, 20)
+	pgtest.Eventually(t, 10*time.Second, func() bool { return rec.count() == len(want) }, "delivery before the drop")
+	for range 3 {
+		if _, err := h.pool.Exec(t.Context(), `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, h.rcfg.Slot); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, appendN(t, h, uint64(len(want)), 10)...)
+		pgtest.Eventually(t, 15*time.Second, func() bool { return rec.count() >= len(want) && r.stream.State() == replication.StateStreaming }, "delivery after the drop")
+	}
+	got := rec.snapshot()
+	checkOrdered(t, "rec", got)
+	if !slices.Equal(ids(got), want) {
+		t.Fatalf("delivered %d events, want the %d committed in order", len(got), len(want))
+	}
+}
