@@ -274,3 +274,23 @@ func TestPeek(t *testing.T) {
 		t.Fatalf("second Peek: %d events, %v", events, err)
 	}
 }
+
+// TestSetupRace: instances starting together all succeed in setting up the
+// same slot and publication.
+func TestSetupRace(t *testing.T) {
+	pool := poolFor(t, pgtest.NewMartenDatabase(t, pg, "public"))
+	cfg := replication.Config{Slot: "cdc_race", Publication: "cdc_race"}
+	dropSlot(t, pool, cfg)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := replication.Setup(t.Context(), pool, cfg)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Setup: %v", err)
+		}
+	}
+}

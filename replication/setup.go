@@ -17,6 +17,7 @@ import (
 const (
 	codeObjectInUse     = "55006" // the slot is active for another process
 	codeDuplicateObject = "42710" // the slot or publication already exists
+	codeUniqueViolation = "23505" // two CREATE PUBLICATION raced on the catalog's unique index
 	codeUndefinedObject = "42704" // the slot or publication does not exist
 )
 
@@ -56,10 +57,13 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, cfg Config) erro
 	}
 	sql += " WITH (publish = 'insert', publish_via_partition_root = true)"
 	if _, err := pool.Exec(ctx, sql); err != nil {
-		if pgErrCode(err) == codeDuplicateObject {
-			return nil // created concurrently by another instance
+		if code := pgErrCode(err); code != codeDuplicateObject && code != codeUniqueViolation {
+			return fmt.Errorf("create publication %s for %s: %w", cfg.Publication, cfg.qualifiedTable(), err)
 		}
-		return fmt.Errorf("create publication %s for %s: %w", cfg.Publication, cfg.qualifiedTable(), err)
+		// Another instance created it at the same moment: check it.
+		if problem, _, err := publicationProblem(ctx, pool, cfg); err != nil || problem != "" {
+			return errors.Join(err, errorIf(problem))
+		}
 	}
 	return nil
 }
@@ -228,6 +232,14 @@ func Teardown(ctx context.Context, pool *pgxpool.Pool, cfg Config) (droppedSlot,
 		return droppedSlot, false, fmt.Errorf("drop publication %s: %w", cfg.Publication, err)
 	}
 	return droppedSlot, true, nil
+}
+
+// errorIf returns msg as an error, or nil when msg is empty.
+func errorIf(msg string) error {
+	if msg == "" {
+		return nil
+	}
+	return errors.New(msg)
 }
 
 func pgErrCode(err error) string {

@@ -32,20 +32,7 @@ func TestCrashResume(t *testing.T) {
 	w.halt()
 	w.check(t)
 	committed, rolledBack := w.snapshot()
-	pgtest.Eventually(t, 30*time.Second, func() bool {
-		seen := map[string]bool{}
-		for _, f := range []string{first.out, second.out} {
-			for _, d := range readOutput(t, f) {
-				seen[d.ID] = true
-			}
-		}
-		for id := range committed {
-			if !seen[id] {
-				return false
-			}
-		}
-		return true
-	}, "every committed event delivered by one run or the other")
+	pgtest.Eventually(t, 30*time.Second, func() bool { return allDelivered(t, committed, first.out, second.out) }, "every committed event delivered by one run or the other")
 	if code := second.stop(); code != 0 {
 		t.Fatalf("second run exited %d after SIGTERM, want 0", code)
 	}

@@ -116,7 +116,33 @@ func selectPipelines(cfg *config.Config, names []string) ([]*config.Pipeline, er
 	return out, nil
 }
 
-// configFlag registers the --config flag shared by the commands.
-func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "configuration file (YAML)")
+// configCommand is the flag handling of the commands that read a
+// configuration file: --config and the logging flags, plus the command's own.
+type configCommand struct {
+	fs   *flag.FlagSet
+	path string
+	logs logFlags
+}
+
+func newConfigCommand(name string) *configCommand {
+	c := &configCommand{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.fs.StringVar(&c.path, "config", "", "configuration file (YAML)")
+	c.logs.register(c.fs)
+	return c
+}
+
+// parse parses args, builds the logger and loads the configuration.
+func (c *configCommand) parse(args []string, e env) (*config.Config, *slog.Logger, error) {
+	if err := parseFlags(c.fs, args, e); err != nil {
+		return nil, nil, err
+	}
+	log, err := c.logs.logger(e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := loadConfig(c.path, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, log, nil
 }

@@ -389,3 +389,21 @@ JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = 'cdc_help
 }
 
 var interruptSignal = os.Interrupt
+
+// allDelivered reports whether every committed event appears in the output
+// files together.
+func allDelivered(t *testing.T, committed map[string]bool, files ...string) bool {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, f := range files {
+		for _, d := range readOutput(t, f) {
+			seen[d.ID] = true
+		}
+	}
+	for id := range committed {
+		if !seen[id] {
+			return false
+		}
+	}
+	return true
+}

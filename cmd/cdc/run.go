@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -16,21 +15,11 @@ import (
 // cmdRun runs pipelines until SIGINT/SIGTERM, then flushes every sink,
 // writes the checkpoints and returns.
 func cmdRun(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
+	cc := newConfigCommand("run")
 	var names stringList
-	fs.Var(&names, "pipeline", "run only this pipeline (repeatable; default all)")
-	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9187")
-	var lf logFlags
-	lf.register(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
-	}
-	log, err := lf.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cc.fs.Var(&names, "pipeline", "run only this pipeline (repeatable; default all)")
+	metricsAddr := cc.fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9187")
+	cfg, log, err := cc.parse(args, e)
 	if err != nil {
 		return err
 	}

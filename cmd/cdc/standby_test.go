@@ -49,20 +49,7 @@ func TestStandbyTakeover(t *testing.T) {
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(standby.out) >= 100 }, "the new active instance delivers")
 	w.halt()
 	committed, _ := w.snapshot()
-	pgtest.Eventually(t, 30*time.Second, func() bool {
-		seen := map[string]bool{}
-		for _, f := range []string{active.out, standby.out} {
-			for _, d := range readOutput(t, f) {
-				seen[d.ID] = true
-			}
-		}
-		for id := range committed {
-			if !seen[id] {
-				return false
-			}
-		}
-		return true
-	}, "every committed event delivered")
+	pgtest.Eventually(t, 30*time.Second, func() bool { return allDelivered(t, committed, active.out, standby.out) }, "every committed event delivered")
 	if code := standby.stop(); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}

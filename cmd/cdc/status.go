@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -60,15 +59,9 @@ type pipelineStatus struct {
 // cmdStatus prints, per pipeline, the slot's state and each sink's
 // checkpoint and lag.
 func cmdStatus(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	var lf logFlags
-	lf.register(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cc := newConfigCommand("status")
+	asJSON := cc.fs.Bool("json", false, "print JSON")
+	cfg, _, err := cc.parse(args, e)
 	if err != nil {
 		return err
 	}

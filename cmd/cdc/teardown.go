@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 
 	"github.com/martencdc/cdc/checkpoint"
@@ -14,17 +13,11 @@ import (
 // --checkpoints their checkpoint rows), so an uninstalled projector retains
 // no WAL.
 func cmdTeardown(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("teardown", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
+	cc := newConfigCommand("teardown")
 	var names stringList
-	fs.Var(&names, "pipeline", "tear down only this pipeline (repeatable; default all)")
-	withCheckpoints := fs.Bool("checkpoints", false, "also delete the pipelines' checkpoint rows")
-	var lf logFlags
-	lf.register(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cc.fs.Var(&names, "pipeline", "tear down only this pipeline (repeatable; default all)")
+	withCheckpoints := cc.fs.Bool("checkpoints", false, "also delete the pipelines' checkpoint rows")
+	cfg, _, err := cc.parse(args, e)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/martencdc/cdc/config"
@@ -13,14 +12,7 @@ import (
 // cmdValidate parses the configuration and checks every pipeline's server:
 // one line per problem, exit 1 if any.
 func cmdValidate(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
-	var lf logFlags
-	lf.register(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cfg, _, err := newConfigCommand("validate").parse(args, e)
 	if err != nil {
 		return err
 	}
