@@ -89,7 +89,6 @@ type Pipeline struct {
 	// Owned by the stream goroutine.
 	chunk   []item
 	inTx    bool
-	txTime  time.Time
 	lastEnd cdc.LSN // largest end LSN dispatched
 	idleEnd cdc.LSN // largest WAL end from a keepalive outside a transaction
 	opened  bool
@@ -232,7 +231,6 @@ func (p *Pipeline) Message(ctx context.Context, data []byte) error {
 	switch m.Kind {
 	case decoder.KindBegin:
 		p.inTx = true
-		p.txTime = m.CommitTime
 		return nil
 	case decoder.KindEvent:
 		p.received.Add(1)

@@ -23,7 +23,8 @@ import (
 type Consumer interface {
 	// Open is called each time streaming starts on a newly acquired slot,
 	// before the first Message: the consumer (re)loads its checkpoints and
-	// forgets any partly received transaction and relation.
+	// forgets any partly received transaction and relation. An error is
+	// retried with backoff on a new connection.
 	Open(ctx context.Context) error
 	// Message handles one pgoutput message. data is only valid during the
 	// call. An error ends the stream: the Stream returns it from Run.
@@ -216,7 +217,11 @@ func (s *Stream) session(ctx context.Context, c Consumer) (streamed bool, err er
 	s.state.Store(int32(StateStreaming))
 	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "confirmed_flush_lsn", floor.String())
 	if err := c.Open(ctx); err != nil {
-		return true, &fatalError{err}
+		if ctx.Err() != nil {
+			return true, nil // shut down while opening: nothing was read
+		}
+		// E.g. the checkpoint database is unreachable: retried with backoff.
+		return false, fmt.Errorf("open consumer: %w", err)
 	}
 	return true, s.stream(ctx, conn, c, floor)
 }
