@@ -5,11 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"maps"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +18,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 const (
@@ -293,118 +288,6 @@ func freePort() (int, error) {
 }
 
 // errPortInUse marks a start that failed because the port was taken.
-var errPortInUse = errors.New("port in use")
-
-// server is a running postmaster.
-type server struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{} // closed when the process has been reaped
-	waitErr error         // the result of cmd.Wait, set before exited is closed
-}
-
-// startServer starts postgres and waits until it accepts connections. On
-// failure the process is gone and the error includes the log tail.
-func startServer(ctx context.Context, binDir, dataDir, logPath string, settings map[string]string, acct *account) (*server, error) {
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres log: %w", err)
-	}
-	defer logf.Close() // the child keeps its own descriptor
-
-	args := []string{"-D", dataDir}
-	for _, k := range slices.Sorted(maps.Keys(settings)) {
-		args = append(args, "-c", k+"="+settings[k])
-	}
-	cmd := exec.Command(filepath.Join(binDir, "postgres"), args...)
-	cmd.Env = serverEnv()
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = acct.sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres (as %s): %w", acct.name, err)
-	}
-	s := &server{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-
-	if err := s.waitReady(ctx, settings["port"]); err != nil {
-		s.kill()
-		return nil, err
-	}
-	return s, nil
-}
-
-// waitReady polls until the server accepts a connection, the server exits,
-// or ctx ends.
-func (s *server) waitReady(ctx context.Context, port string) error {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres@127.0.0.1:%s/postgres?sslmode=disable&connect_timeout=2", port))
-	if err != nil {
-		return fmt.Errorf("parse readiness DSN: %w", err)
-	}
-	interval := 5 * time.Millisecond
-	var lastErr error
-	for {
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err == nil {
-			return conn.Close(ctx)
-		}
-		lastErr = err
-		timer := time.NewTimer(interval)
-		select {
-		case <-s.exited:
-			timer.Stop()
-			logTail := s.logTail()
-			err := fmt.Errorf("postgres exited during startup (%v); log %s:\n%s", s.waitErr, s.logPath, logTail)
-			if strings.Contains(logTail, "could not bind") || strings.Contains(logTail, "Address already in use") {
-				return fmt.Errorf("%w: %w", errPortInUse, err)
-			}
-			return err
-		case <-ctx.Done():
-			timer.Stop()
-			return fmt.Errorf("wait for postgres to accept connections: %w (last error: %v); log %s:\n%s",
-				ctx.Err(), lastErr, s.logPath, s.logTail())
-		case <-timer.C:
-		}
-		interval = min(interval*2, 100*time.Millisecond)
-	}
-}
-
-// kill kills the server and waits until it is reaped.
-func (s *server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
-// logTail returns the last lines of the server log.
-func (s *server) logTail() string {
-	f, err := os.Open(s.logPath)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	defer f.Close()
-	const maxTail = 8 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxTail {
-		_, _ = f.Seek(-maxTail, io.SeekEnd)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	return tail(b, 30)
-}
-
-// tail returns the last n lines of b.
-func tail(b []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // Port returns the TCP port the server listens on, on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
 
@@ -418,101 +301,6 @@ func (c *Cluster) DataDir() string { return c.dataDir }
 
 // LogPath returns the path of the server log.
 func (c *Cluster) LogPath() string { return filepath.Join(c.dir, logFile) }
-
-// DSN returns a connection URL for database as the superuser "postgres",
-// e.g. "postgres://postgres@127.0.0.1:54321/db?sslmode=disable". An empty
-// database means "postgres". It carries no password (authentication is
-// trust).
-func (c *Cluster) DSN(database string) string {
-	if database == "" {
-		database = "postgres"
-	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, url.PathEscape(database))
-}
-
-// admin opens a connection to the "postgres" database.
-func (c *Cluster) admin(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		return nil, fmt.Errorf("connect to postgres on port %d: %w", c.port, err)
-	}
-	return conn, nil
-}
-
-// CreateDatabase creates a database named name (any string PostgreSQL
-// accepts; it is quoted).
-func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
-	conn, err := c.admin(ctx)
-	if err != nil {
-		return fmt.Errorf("create database %q: %w", name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %q: %w", name, err)
-	}
-	c.log.Debug("database created", "database", name)
-	return nil
-}
-
-// DropDatabase drops the database named name if it exists, terminating
-// its connections (WITH (FORCE)). Replication slots in the database must
-// be dropped first.
-func (c *Cluster) DropDatabase(ctx context.Context, name string) error {
-	conn, err := c.admin(ctx)
-	if err != nil {
-		return fmt.Errorf("drop database %q: %w", name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("drop database %q: %w", name, err)
-	}
-	c.log.Debug("database dropped", "database", name)
-	return nil
-}
-
-// NewDatabase creates a database whose name is derived from prefix
-// (lower-cased, characters outside [a-z0-9] replaced by '_', truncated) and
-// made unique within the cluster by a counter, and returns its name, which
-// is at most 63 bytes long.
-func (c *Cluster) NewDatabase(ctx context.Context, prefix string) (string, error) {
-	name := UniqueName(prefix, c.dbSeq.Add(1))
-	if err := c.CreateDatabase(ctx, name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
-
-// maxIdentifier is PostgreSQL's identifier length limit in bytes
-// (NAMEDATALEN-1).
-const maxIdentifier = 63
-
-// UniqueName returns a plain identifier made of prefix, sanitized to
-// [a-z0-9_] and truncated, followed by "_" and n, at most 63 bytes long.
-func UniqueName(prefix string, n uint64) string {
-	var b strings.Builder
-	underscore := false
-	for _, r := range strings.ToLower(prefix) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-			underscore = false
-		} else if !underscore && b.Len() > 0 {
-			b.WriteByte('_')
-			underscore = true
-		}
-	}
-	base := strings.TrimRight(b.String(), "_")
-	switch {
-	case base == "":
-		base = "db"
-	case base[0] >= '0' && base[0] <= '9':
-		base = "db_" + base
-	}
-	suffix := "_" + strconv.FormatUint(n, 10)
-	if len(base) > maxIdentifier-len(suffix) {
-		base = strings.TrimRight(base[:maxIdentifier-len(suffix)], "_")
-	}
-	return base + suffix
-}
 
 // Stop shuts the server down (fast shutdown; SIGKILL if it has not exited
 // after 15s) and removes the temporary directory. It is idempotent: later
