@@ -261,3 +261,58 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("delivered %d events, want the %d committed in order", len(got), len(want))
 	}
 }
+
+// TestLargeTransactionResumesMidway: one transaction of 3000 events goes out
+// in many batches; a sink stopped in the middle of it resumes, after a
+// restart, right after its checkpoint inside the transaction.
+func TestLargeTransactionResumesMidway(t *testing.T) {
+	h := newHarness(t)
+	const n, poisonAt = 3000, 1500
+	rows, err := h.pool.Query(t.Context(), `SELECT gen_random_uuid()::text FROM generate_series(1, $1)`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	rows.Close()
+	poisonID := want[poisonAt]
+	first := &recorder{reject: func(e *cdc.Event) bool { return e.ID == poisonID }}
+	batch := cdc.BatchPolicy{MaxEvents: 100}
+	r := h.start(pipeline.Config{Sinks: []pipeline.SinkConfig{{Name: "rec", Sink: first, Batch: batch}}})
+	_, err = h.pool.Exec(t.Context(), `SELECT mt_quick_append_events('0b0b0b0b-0000-4000-8000-000000000001', 'incident', '*DEFAULT*',
+    $1::uuid[], array_fill('incident_noted'::varchar, ARRAY[$2::int]), array_fill('X'::varchar, ARRAY[$2::int]),
+    array_fill('{"n":1}'::jsonb, ARRAY[$2::int]), array_fill(NULL::varchar, ARRAY[$2::int]),
+    array_fill(NULL::varchar, ARRAY[$2::int]), array_fill(NULL::jsonb, ARRAY[$2::int]))`, want, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Eventually(t, 10*time.Second, func() bool { return sinkStatus(r.p, "rec").Stopped }, "sink stops at the poison event")
+	if got := ids(first.snapshot()); !slices.Equal(got, want[:poisonAt]) {
+		t.Fatalf("first run delivered %d events, want the %d before the poison one", len(got), poisonAt)
+	}
+	if w := first.writeCount(); w < poisonAt/batch.MaxEvents {
+		t.Fatalf("%d writes: the transaction was not split into batches", w)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	cps, _ := h.store.Load(t.Context(), "test")
+	if idx := cps["rec"].Position.Index; idx != poisonAt-1 {
+		t.Fatalf("checkpoint %s, want index %d inside the transaction", cps["rec"].Position, poisonAt-1)
+	}
+
+	second := &recorder{}
+	h.start(pipeline.Config{Sinks: []pipeline.SinkConfig{{Name: "rec", Sink: second, Batch: batch}}})
+	pgtest.Eventually(t, 10*time.Second, func() bool { return second.count() >= n-poisonAt }, "the rest of the transaction")
+	got := second.snapshot()
+	checkOrdered(t, "second", got)
+	if !slices.Equal(ids(got), want[poisonAt:]) {
+		t.Fatalf("second run delivered %d events, want the %d from the poison event on", len(got), n-poisonAt)
+	}
+}

@@ -173,6 +173,12 @@ func (r *recorder) snapshot() []*cdc.Event {
 	return slices.Clone(r.events)
 }
 
+func (r *recorder) writeCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.writes
+}
+
 func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
