@@ -316,3 +316,36 @@ func TestLargeTransactionResumesMidway(t *testing.T) {
 		t.Fatalf("second run delivered %d events, want the %d from the poison event on", len(got), n-poisonAt)
 	}
 }
+
+// TestTombstonesNotDelivered: Marten's tombstone rows (filler for the seq_ids
+// of a failed append) are not events, but their transactions still move the
+// checkpoint.
+func TestTombstonesNotDelivered(t *testing.T) {
+	h := newHarness(t)
+	rec := &recorder{}
+	r := h.start(pipeline.Config{Sinks: []pipeline.SinkConfig{{Name: "rec", Sink: rec}}})
+	// What Marten writes after a failed Rich-mode append: one tombstone per
+	// lost seq_id, type 'tombstone', data {}.
+	_, err := h.pool.Exec(t.Context(), `
+INSERT INTO mt_streams (id, type, version, tenant_id) VALUES ('00000000-0000-0000-0000-000000000000', NULL, 0, '*DEFAULT*');
+INSERT INTO mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived)
+SELECT nextval('mt_events_sequence'), gen_random_uuid(), '00000000-0000-0000-0000-000000000000', g, '{}', 'tombstone', now(), '*DEFAULT*', 'Marten.Events.Tombstone', false
+FROM generate_series(1, 3) g`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tombstoneTx cdc.LSN
+	pgtest.Eventually(t, 10*time.Second, func() bool {
+		cps, _ := h.store.Load(t.Context(), "test")
+		tombstoneTx = cps["rec"].Position.LSN
+		return tombstoneTx != 0
+	}, "the tombstones' transaction is checkpointed")
+	events := appendN(t, h, 9, 2)
+	pgtest.Eventually(t, 10*time.Second, func() bool { return rec.count() == len(events) }, "the events after the tombstones")
+	if got := ids(rec.snapshot()); !slices.Equal(got, events) {
+		t.Fatalf("delivered %v, want only the events %v", got, events)
+	}
+	if _, skipped := r.p.Received(); skipped != 3 {
+		t.Fatalf("%d rows skipped, want the 3 tombstones", skipped)
+	}
+}
