@@ -294,3 +294,20 @@ func TestSetupRace(t *testing.T) {
 		}
 	}
 }
+
+// TestSetupRowFilter: source.filter becomes the publication's row filter.
+func TestSetupRowFilter(t *testing.T) {
+	pool := poolFor(t, pgtest.NewMartenDatabase(t, pg, "public"))
+	cfg := replication.Config{Slot: "cdc_f", Publication: "cdc_f", Filter: "tenant_id in ('acme', 'globex')"}
+	dropSlot(t, pool, cfg)
+	if _, err := replication.Setup(t.Context(), pool, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var filter string
+	if err := pool.QueryRow(t.Context(), `SELECT rowfilter FROM pg_publication_tables WHERE pubname = 'cdc_f'`).Scan(&filter); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(filter, "acme") || !strings.Contains(filter, "globex") {
+		t.Fatalf("row filter = %q", filter)
+	}
+}
