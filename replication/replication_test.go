@@ -295,10 +295,16 @@ func TestSetupRace(t *testing.T) {
 	}
 }
 
-// TestSetupRowFilter: source.filter becomes the publication's row filter.
+// TestSetupRowFilter: source.filter becomes the publication's row filter; a
+// filter PostgreSQL refuses gets an error that says how to write it.
 func TestSetupRowFilter(t *testing.T) {
 	pool := poolFor(t, pgtest.NewMartenDatabase(t, pg, "public"))
-	cfg := replication.Config{Slot: "cdc_f", Publication: "cdc_f", Filter: "tenant_id in ('acme', 'globex')"}
+	refused := replication.Config{Slot: "cdc_f", Publication: "cdc_f", Filter: "tenant_id in ('acme', 'globex')"}
+	_, err := replication.Setup(t.Context(), pool, refused)
+	if err == nil || !strings.Contains(err.Error(), "tenant_id::text in ('acme', 'globex')") {
+		t.Fatalf("Setup with a varchar IN filter = %v, want the hint to cast", err)
+	}
+	cfg := replication.Config{Slot: "cdc_f", Publication: "cdc_f", Filter: "tenant_id::text in ('acme', 'globex')"}
 	dropSlot(t, pool, cfg)
 	if _, err := replication.Setup(t.Context(), pool, cfg); err != nil {
 		t.Fatal(err)

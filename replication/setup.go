@@ -15,10 +15,11 @@ import (
 
 // SQLSTATE codes this package branches on.
 const (
-	codeObjectInUse     = "55006" // the slot is active for another process
-	codeDuplicateObject = "42710" // the slot or publication already exists
-	codeUniqueViolation = "23505" // two CREATE PUBLICATION raced on the catalog's unique index
-	codeUndefinedObject = "42704" // the slot or publication does not exist
+	codeObjectInUse         = "55006" // the slot is active for another process
+	codeDuplicateObject     = "42710" // the slot or publication already exists
+	codeUniqueViolation     = "23505" // two CREATE PUBLICATION raced on the catalog's unique index
+	codeFeatureNotSupported = "0A000" // e.g. a row filter PostgreSQL does not accept
+	codeUndefinedObject     = "42704" // the slot or publication does not exist
 )
 
 // Setup creates the publication and the slot when they are missing and checks
@@ -58,6 +59,12 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, cfg Config) erro
 	sql += " WITH (publish = 'insert', publish_via_partition_root = true)"
 	if _, err := pool.Exec(ctx, sql); err != nil {
 		if code := pgErrCode(err); code != codeDuplicateObject && code != codeUniqueViolation {
+			if code == codeFeatureNotSupported && cfg.Filter != "" {
+				// PostgreSQL 15 refuses, for one, `varchar_column IN (...)`:
+				// the list is compared as text[] through a cast it does not allow.
+				return fmt.Errorf("create publication %s for %s: PostgreSQL refused source.filter %q: %w (publication row filters allow only columns, constants and built-in immutable operators; compare varchar columns as text, e.g. tenant_id::text in ('acme', 'globex'))",
+					cfg.Publication, cfg.qualifiedTable(), cfg.Filter, err)
+			}
 			return fmt.Errorf("create publication %s for %s: %w", cfg.Publication, cfg.qualifiedTable(), err)
 		}
 		// Another instance created it at the same moment: check it.
