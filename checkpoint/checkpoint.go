@@ -58,9 +58,6 @@ func New(pool *pgxpool.Pool, schema string) *Store {
 	return &Store{pool: pool, table: pgx.Identifier{schema, TableName}.Sanitize()}
 }
 
-// Table returns the quoted, schema-qualified name of the checkpoint table.
-func (s *Store) Table() string { return s.table }
-
 // Init creates the checkpoint table if it does not exist.
 func (s *Store) Init(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
@@ -77,10 +74,9 @@ func (s *Store) Init(ctx context.Context) error {
     PRIMARY KEY (pipeline, sink)
 )`)
 	if err != nil {
-		var exists bool
 		// Two instances starting together race on CREATE TABLE IF NOT EXISTS
 		// (a unique violation on pg_type); the table is there either way.
-		if qerr := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); qerr == nil && exists {
+		if exists, qerr := s.exists(ctx); qerr == nil && exists {
 			return nil
 		}
 		return fmt.Errorf("create checkpoint table %s: %w", s.table, err)
@@ -88,9 +84,21 @@ func (s *Store) Init(ctx context.Context) error {
 	return nil
 }
 
+// exists reports whether the checkpoint table exists.
+func (s *Store) exists(ctx context.Context) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&ok)
+	return ok, err
+}
+
 // Load returns the checkpoints of a pipeline by sink name. A sink without a
-// row is absent from the map.
+// row is absent from the map; a missing table gives an empty map.
 func (s *Store) Load(ctx context.Context, pipeline string) (map[string]Checkpoint, error) {
+	if ok, err := s.exists(ctx); err != nil {
+		return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
+	} else if !ok {
+		return map[string]Checkpoint{}, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT sink, lsn::text, tx_index, flush_lsn::text, commit_time, events, pending, instance, updated_at
 FROM `+s.table+` WHERE pipeline = $1`, pipeline)
 	if err != nil {
@@ -165,11 +173,9 @@ RETURNING lsn::text, tx_index`,
 // Delete removes the checkpoints of a pipeline and returns how many rows it
 // removed. A missing table counts as no rows.
 func (s *Store) Delete(ctx context.Context, pipeline string) (int64, error) {
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
+	if ok, err := s.exists(ctx); err != nil {
 		return 0, fmt.Errorf("delete checkpoints of pipeline %s: %w", pipeline, err)
-	}
-	if !exists {
+	} else if !ok {
 		return 0, nil
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.table+` WHERE pipeline = $1`, pipeline)

@@ -51,13 +51,20 @@ func (s *Store) Init(ctx context.Context) error {
     created_at  timestamptz NOT NULL DEFAULT now()
 )`)
 	if err != nil {
-		var exists bool
-		if qerr := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); qerr == nil && exists {
+		// Created concurrently by another instance: there either way.
+		if exists, qerr := s.exists(ctx); qerr == nil && exists {
 			return nil
 		}
 		return fmt.Errorf("create dead-letter table %s: %w", s.table, err)
 	}
 	return nil
+}
+
+// exists reports whether the dead-letter table exists.
+func (s *Store) exists(ctx context.Context) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&ok)
+	return ok, err
 }
 
 // Write stores one rejected event with the error that rejected it.
@@ -79,11 +86,9 @@ VALUES ($1, $2, $3::text::pg_lsn, $4, $5, $6, $7, $8, $9::text::jsonb)`,
 // Count returns how many dead letters a pipeline's sink has. A missing table
 // counts as none.
 func (s *Store) Count(ctx context.Context, pipeline, sink string) (int64, error) {
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
+	if ok, err := s.exists(ctx); err != nil {
 		return 0, fmt.Errorf("count dead letters of %s/%s: %w", pipeline, sink, err)
-	}
-	if !exists {
+	} else if !ok {
 		return 0, nil
 	}
 	var n int64

@@ -125,7 +125,7 @@ func pipelineState(ctx context.Context, pc *config.Pipeline) pipelineStatus {
 		}
 		defer cpPool.Close()
 	}
-	cps, err := loadCheckpoints(ctx, cpPool, pc)
+	cps, err := checkpoint.New(cpPool, pc.Checkpoints.Schema).Load(ctx, pc.Name)
 	if err != nil {
 		return fail(err)
 	}
@@ -171,18 +171,6 @@ func pipelineState(ctx context.Context, pc *config.Pipeline) pipelineStatus {
 		ps.Error = "count pending events: " + lagErr.Error()
 	}
 	return ps
-}
-
-func loadCheckpoints(ctx context.Context, pool *pgxpool.Pool, pc *config.Pipeline) (map[string]checkpoint.Checkpoint, error) {
-	store := checkpoint.New(pool, pc.Checkpoints.Schema)
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, store.Table()).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("read checkpoints: %w", err)
-	}
-	if !exists {
-		return nil, nil
-	}
-	return store.Load(ctx, pc.Name)
 }
 
 type lag struct {

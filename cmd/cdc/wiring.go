@@ -61,7 +61,6 @@ func (sharedSink) Close(context.Context) error { return nil }
 // router.
 type runtime struct {
 	cfg      *config.Pipeline
-	log      *slog.Logger
 	src, cp  *pgxpool.Pool
 	stream   *replication.Stream
 	pipeline *pipeline.Pipeline
@@ -156,7 +155,7 @@ func waitReachable(ctx context.Context, pool *pgxpool.Pool, what string, wait bo
 // m, when not nil, counts and times every sink's writes and dead letters.
 func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m *metrics.Metrics, instance string, wait bool, log *slog.Logger) (_ *runtime, err error) {
 	log = log.With("pipeline", pc.Name)
-	rt := &runtime{cfg: pc, log: log}
+	rt := &runtime{cfg: pc}
 	defer func() {
 		if err != nil {
 			rt.close()
