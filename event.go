@@ -2,9 +2,15 @@ package cdc
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrBinaryBody is why an event whose body is only in Marten 9's bdata
+// column is not delivered: cdc cannot turn a binary-serialized body into
+// JSON. Every sink rejects such an event; on_error decides what happens.
+var ErrBinaryBody = errors.New("the event body is binary (Marten 9 bdata column) and data is empty: cdc delivers JSON bodies only; serialize this event type as JSON, or set on_error: dead_letter to set such events aside")
 
 // Position orders everything the projector reads: the commit LSN of a
 // transaction, then the index of a row within that transaction (0-based, in WAL
@@ -66,6 +72,13 @@ type Event struct {
 	Index         uint32          // row index within the transaction
 	CommitTime    time.Time       // commit timestamp of the event's transaction
 	TxID          uint32          // transaction id
+	// BData is Marten 9's binary body (mt_events.bdata) of an event whose
+	// data column is empty ({} or null): an event written by a binary
+	// serializer. cdc delivers JSON bodies only, so the pipeline rejects
+	// such an event with ErrBinaryBody and the sink's on_error decides.
+	// BData is nil for every JSON event: bdata is ignored when data has
+	// content.
+	BData []byte
 }
 
 // Position returns the event's position in the stream.

@@ -252,6 +252,23 @@ func TestDecode(t *testing.T) {
 			ok(ins9(row9.with("type", txt("tombstones"))), ev(4, func(e *cdc.Event) { event9(e); e.Type = "tombstones" })),
 			ok(commit1, ended),
 		}},
+		{"bdata only when data is empty", Config{}, []step{
+			ok(rel9, none),
+			ok(begin1, began),
+			ok(ins9(row9), ev(0, event9)), // data has the body: bdata ignored
+			ok(ins9(row9.with("data", txt("{}"))), ev(1, func(e *cdc.Event) {
+				event9(e)
+				e.Data, e.BData = raw("{}"), []byte{1, 2, 0xff}
+			})),
+			ok(ins9(row9.with("data", txt("null"))), ev(2, func(e *cdc.Event) {
+				event9(e)
+				e.Data, e.BData = raw("null"), []byte{1, 2, 0xff}
+			})),
+			ok(ins9(row9.with("data", txt("{}"), "bdata", null)), ev(3, func(e *cdc.Event) { event9(e); e.Data = raw("{}") })),
+			ok(ins9(row9.with("data", txt("{}"), "bdata", txt(`\x`))), ev(4, func(e *cdc.Event) { event9(e); e.Data = raw("{}") })),
+			fails(ins9(row9.with("data", txt("{}"), "bdata", txt(`\x0g`))), `at 0/16B3748#5: column "bdata": invalid bytea value`),
+			fails(ins9(row9.with("data", txt("{}"), "bdata", txt(`\001`))), `column "bdata": bytea value not in hex format`),
+		}},
 		{"stream ids", Config{}, []step{
 			ok(rel9, none),
 			ok(begin1, began),

@@ -1,6 +1,8 @@
 package decoder
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +103,7 @@ func (d *Decoder) decodeRow(data []byte, rel *relation, pos cdc.Position) (Messa
 	causation := v.optional(fieldCausationID)
 	headers := v.optional(fieldHeaders)
 	user := v.optional(fieldUserName)
+	bdata := v.optional(fieldBData)
 	if v.err != nil {
 		return Message{}, &ColumnError{Relation: rel.String(), Column: columnNames[v.errField], Position: pos, Err: v.err}
 	}
@@ -148,6 +151,15 @@ func (d *Decoder) decodeRow(data []byte, rel *relation, pos cdc.Position) (Messa
 		Index:         pos.Index,
 		CommitTime:    d.commitTime,
 		TxID:          d.xid,
+	}
+	if bdata != nil && emptyJSON(body) {
+		b, err := decodeBytea(bdata)
+		if err != nil {
+			return Message{}, &ColumnError{Relation: rel.String(), Column: columnNames[fieldBData], Position: pos, Err: err}
+		}
+		if len(b) > 0 {
+			ev.BData = b
+		}
 	}
 	if archived {
 		return Message{Kind: KindSkip, Position: pos, Skip: SkipArchived, Event: ev}, nil
@@ -373,4 +385,24 @@ func (in *interner) get(b []byte) (s string, ok bool) {
 	s = string(b)
 	in.m[s] = s
 	return s, true
+}
+
+// emptyJSON reports whether a data value carries no body: {} or null, what
+// Marten 9 writes in data for an event whose body is binary (bdata).
+func emptyJSON(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || string(b) == "{}" || string(b) == "null"
+}
+
+// decodeBytea decodes a bytea value in PostgreSQL's text output format
+// (bytea_output = hex, the default since 9.0: "\x0102ff").
+func decodeBytea(b []byte) ([]byte, error) {
+	if len(b) < 2 || b[0] != '\\' || b[1] != 'x' {
+		return nil, fmt.Errorf("bytea value not in hex format (set bytea_output = hex): %s", quote(b[:min(len(b), 16)]))
+	}
+	out := make([]byte, hex.DecodedLen(len(b)-2))
+	if _, err := hex.Decode(out, b[2:]); err != nil {
+		return nil, fmt.Errorf("invalid bytea value: %w", err)
+	}
+	return out, nil
 }

@@ -27,6 +27,7 @@ const (
 	fieldUserName
 	fieldIsArchived
 	fieldIsSkipped
+	fieldBData
 
 	numFields
 	lastRequired = fieldTenantID
@@ -49,6 +50,7 @@ var columnNames = [numFields]string{
 	fieldUserName:      "user_name",
 	fieldIsArchived:    "is_archived",
 	fieldIsSkipped:     "is_skipped",
+	fieldBData:         "bdata",
 }
 
 func fieldOf(column string) field {
@@ -137,7 +139,7 @@ func mapColumns(rel *relation) ([]field, error) {
 	for i, c := range rel.columns {
 		f := fieldOf(c.name)
 		if f == fieldNone {
-			continue // unknown column, e.g. Marten 9's bdata
+			continue // unknown column, e.g. one a later Marten adds
 		}
 		if seen[f] {
 			return nil, fmt.Errorf("%w: relation %s has column %q twice", ErrMalformed, rel, c.name)

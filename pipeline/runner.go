@@ -154,13 +154,21 @@ func (r *runner) take(ctx context.Context, c []item) error {
 		if r.stopped.Load() || it.pos.Compare(r.consumed) <= 0 {
 			continue // stopped, or already taken before a restart
 		}
+		if it.kind == itemEvent && it.event.BData != nil && r.filter.match(it.event) {
+			if err := r.refuse(ctx, it.event, cdc.ErrBinaryBody); err != nil {
+				return err
+			}
+			if r.stopped.Load() {
+				continue
+			}
+		}
 		r.consumed = it.pos
 		switch it.kind {
 		case itemCommit:
 			r.consumedFlush = it.end
 			r.consumedTime = it.commitTime
 		case itemEvent:
-			if !r.filter.match(it.event) {
+			if it.event.BData != nil || !r.filter.match(it.event) {
 				continue
 			}
 			r.add(it.event)
@@ -276,9 +284,26 @@ func (r *runner) write(ctx context.Context) error {
 	return nil
 }
 
+// refuse handles an event no sink can take (see cdc.ErrBinaryBody) as if
+// the sink had rejected it: what is pending is written first, then on_error
+// decides. It must be called before the event is consumed.
+func (r *runner) refuse(ctx context.Context, bad *cdc.Event, cause error) error {
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	if r.stopped.Load() {
+		return nil
+	}
+	if r.onError == Stop {
+		r.stop(bad, cause)
+		return r.saveStopped(ctx, bad)
+	}
+	return r.deadLetter(ctx, bad, cause)
+}
+
 func (r *runner) stop(bad *cdc.Event, cause error) {
 	r.stopped.Store(true)
-	r.log.Error("sink stopped: the target rejected an event permanently (on_error: stop); fix the cause and restart, or set on_error: dead_letter",
+	r.log.Error("sink stopped: an event was rejected permanently (on_error: stop); fix the cause and restart, or set on_error: dead_letter",
 		"position", bad.Position().String(), "event_id", bad.ID, "stream_id", bad.StreamID, "type", bad.Type, "err", cause)
 }
 
@@ -304,7 +329,7 @@ func (r *runner) deadLetter(ctx context.Context, e *cdc.Event, cause error) erro
 	for {
 		err := r.p.cfg.DeadLetters.Write(ctx, r.p.cfg.Name, r.name, e, cause)
 		if err == nil {
-			r.log.Warn("event rejected by the target; written to the dead-letter table",
+			r.log.Warn("event rejected; written to the dead-letter table",
 				"position", e.Position().String(), "event_id", e.ID, "type", e.Type, "err", cause)
 			return nil
 		}
