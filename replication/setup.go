@@ -102,7 +102,65 @@ WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)`, cfg.Publication, cf
 	case !viaRoot:
 		return fmt.Sprintf("publication %s exists without publish_via_partition_root: ALTER PUBLICATION %s SET (publish_via_partition_root = true)", cfg.Publication, cfg.Publication), true, nil
 	}
-	return "", true, nil
+	problem, err = filterProblem(ctx, pool, cfg)
+	return problem, true, err
+}
+
+// filterProblem compares the row filter of an existing publication with
+// source.filter, both as PostgreSQL normalises them: a changed filter in the
+// configuration must not be silently ignored.
+func filterProblem(ctx context.Context, pool *pgxpool.Pool, cfg Config) (string, error) {
+	var version int
+	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+		return "", fmt.Errorf("inspect publication %s: %w", cfg.Publication, err)
+	}
+	if version < 150000 {
+		return "", nil // no row filters before PostgreSQL 15
+	}
+	table := pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
+	const filterOf = `SELECT pg_get_expr(pr.prqual, pr.prrelid) FROM pg_publication_rel pr
+JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid = $2::regclass`
+	var current *string
+	if err := pool.QueryRow(ctx, filterOf, cfg.Publication, table).Scan(&current); err != nil {
+		return "", fmt.Errorf("read the row filter of publication %s: %w", cfg.Publication, err)
+	}
+	var want *string
+	if cfg.Filter != "" {
+		// Let PostgreSQL normalise the configured filter: create a probe
+		// publication with it in a transaction that is rolled back.
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return "", fmt.Errorf("check source.filter: %w", err)
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		probe := pgx.Identifier{"cdc_filter_probe"}.Sanitize()
+		// The filter is operator-written SQL from the configuration file,
+		// never event data.
+		if _, err := tx.Exec(ctx, "CREATE PUBLICATION "+probe+" FOR TABLE "+table+" WHERE ("+cfg.Filter+")"); err != nil {
+			return fmt.Sprintf("source.filter %q: PostgreSQL refuses it: %v", cfg.Filter, err), nil
+		}
+		if err := tx.QueryRow(ctx, filterOf, "cdc_filter_probe", table).Scan(&want); err != nil {
+			return "", fmt.Errorf("check source.filter: %w", err)
+		}
+	}
+	show := func(f *string) string {
+		if f == nil {
+			return "no row filter"
+		}
+		return "row filter WHERE " + *f
+	}
+	if (current == nil) != (want == nil) || (current != nil && *current != *want) {
+		return fmt.Sprintf("publication %s has %s, but source.filter asks for %s: change it with ALTER PUBLICATION %s SET TABLE %s%s (it applies to changes committed after it), or drop the publication (cdc teardown) to let cdc create it",
+			cfg.Publication, show(current), show(want), pgx.Identifier{cfg.Publication}.Sanitize(), table, whereClause(cfg.Filter)), nil
+	}
+	return "", nil
+}
+
+func whereClause(filter string) string {
+	if filter == "" {
+		return ""
+	}
+	return " WHERE (" + filter + ")"
 }
 
 func ensureSlot(ctx context.Context, pool *pgxpool.Pool, cfg Config) (bool, error) {
