@@ -133,7 +133,8 @@ type Sink struct {
 	// OnError says what happens to an event the sink rejects permanently.
 	// Default OnErrorStop.
 	OnError OnError
-	// Options holds the kind's own settings: *StdoutOptions for "stdout".
+	// Options holds the kind's own settings: *StdoutOptions for "stdout",
+	// *FileOptions for "file".
 	Options SinkOptions
 }
 

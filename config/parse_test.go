@@ -561,7 +561,7 @@ pipeline: []
         kind: stdot
         whatever: 1
 `,
-			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout)`},
+			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file)`},
 		},
 		{
 			name: "kinds not available yet",
@@ -576,9 +576,9 @@ pipeline: []
       - {name: readmodel, kind: postgres}
 `,
 			want: []string{
-				`cdc.yaml:6: pipelines[0].sinks[0].kind: kind "kafka" is not available in this version (available: stdout)`,
-				`cdc.yaml:8: pipelines[0].sinks[1].kind: kind "elastic" is not available in this version (available: stdout)`,
-				`cdc.yaml:9: pipelines[0].sinks[2].kind: kind "postgres" is not available in this version (available: stdout)`,
+				`cdc.yaml:6: pipelines[0].sinks[0].kind: kind "kafka" is not available in this version (available: stdout, file)`,
+				`cdc.yaml:8: pipelines[0].sinks[1].kind: kind "elastic" is not available in this version (available: stdout, file)`,
+				`cdc.yaml:9: pipelines[0].sinks[2].kind: kind "postgres" is not available in this version (available: stdout, file)`,
 			},
 		},
 		{
@@ -686,7 +686,7 @@ pipeline: []
 				`cdc.yaml:7: pipelines[0].sinks[0].batch.max_events: must be greater than 0, got -1`,
 				`cdc.yaml:8: pipelines[1].name: duplicate pipeline name "a" (first at pipelines[0], line 2)`,
 				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval)`,
-				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout)`,
+				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file)`,
 			},
 		},
 	}
@@ -752,11 +752,11 @@ func TestParseErrorsHideSecrets(t *testing.T) {
 }
 
 func TestSinkKinds(t *testing.T) {
-	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout"}) {
+	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file"}) {
 		t.Errorf("SinkKinds() = %q", got)
 	}
 	for _, k := range sinkKinds {
-		if got := k.decode(&mapping{fields: map[string]field{}}).Kind(); got != k.name {
+		if got := k.decode(&mapping{d: &decoder{}, fields: map[string]field{}}).Kind(); got != k.name {
 			t.Errorf("kind %s decodes options of kind %s", k.name, got)
 		}
 	}

@@ -66,8 +66,11 @@ func validatePipeline(ctx context.Context, pc *config.Pipeline) []string {
 	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
-		if _, ok := sc.Options.(*config.StdoutOptions); ok {
+		switch sc.Options.(type) {
+		case *config.StdoutOptions:
 			continue // standard output is always there
+		case *config.FileOptions:
+			continue // directories and files are created when first written
 		}
 		problems = append(problems, fmt.Sprintf("sink %s: kind %q cannot be checked", sc.Name, sc.Kind))
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/martencdc/cdc/metrics"
 	"github.com/martencdc/cdc/pipeline"
 	"github.com/martencdc/cdc/replication"
+	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/file"
 	"github.com/martencdc/cdc/sinks/stdout"
 )
 
@@ -36,12 +38,22 @@ type sinkFactory struct {
 }
 
 func (f *sinkFactory) build(sc *config.Sink) (s cdc.Sink, err error) {
-	switch sc.Options.(type) {
+	switch o := sc.Options.(type) {
 	case *config.StdoutOptions:
 		if f.stdout == nil {
 			f.stdout = stdout.New(f.stdoutW)
 		}
 		s = sharedSink{f.stdout}
+	case *config.FileOptions:
+		t := o.Template
+		if t == nil {
+			if t, err = route.Parse(o.Path); err != nil {
+				return nil, fmt.Errorf("sink %s: path: %w", sc.Name, err)
+			}
+		}
+		if s, err = file.New(file.Config{Path: t}); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
 	default:
 		return nil, fmt.Errorf("sink %s: kind %q cannot be built", sc.Name, sc.Kind)
 	}
