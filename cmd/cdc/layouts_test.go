@@ -73,10 +73,6 @@ type tableEvent struct {
 	archived, skipped bool
 }
 
-// optionalColumns are the columns of mt_events a layout may lack; the query
-// reads NULL for an absent one. The names are constants, never data.
-var optionalColumns = []string{"mt_dotnet_type", "correlation_id", "causation_id", "headers", "user_name", "is_archived", "is_skipped"}
-
 // tableEvents reads every row of schema.mt_events (all partitions), keyed by
 // event id.
 func tableEvents(t *testing.T, pool *pgxpool.Pool, schema string) map[string]tableEvent {

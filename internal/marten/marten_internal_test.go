@@ -10,8 +10,7 @@ import (
 )
 
 func TestDDLRendering(t *testing.T) {
-	layouts := []Layout{LayoutDefault, LayoutStringIDs, LayoutArchivedPartitioned, LayoutConjoinedPartitioned}
-	for _, layout := range layouts {
+	for _, layout := range Layouts() {
 		for _, schema := range []string{"public", "helpdesk", "Mixed_Case$1"} {
 			t.Run(layout.String()+"/"+schema, func(t *testing.T) {
 				ddl, err := DDL(layout, schema)

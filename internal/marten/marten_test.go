@@ -121,8 +121,7 @@ func jsonEqual(a, b []byte) bool {
 }
 
 func TestInstall(t *testing.T) {
-	layouts := []marten.Layout{marten.LayoutDefault, marten.LayoutStringIDs, marten.LayoutArchivedPartitioned, marten.LayoutConjoinedPartitioned}
-	for _, layout := range layouts {
+	for _, layout := range marten.Layouts() {
 		for _, schema := range []string{"public", "helpdesk"} {
 			t.Run(layout.String()+"/"+schema, func(t *testing.T) {
 				t.Parallel()
