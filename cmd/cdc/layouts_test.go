@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,21 +135,41 @@ type layoutRun struct {
 	dsn    string
 	pool   *pgxpool.Pool
 	schema string
+	store  marten.Store
 	cdc    *child
 }
 
 // startLayout makes a database with layout installed in schema, writes a
 // configuration with one pipeline "p" (its slot named after the test) whose source has the
 // extra keys source and whose sinks are a stdout sink "out" plus sinks, and
-// starts `cdc run` on it. It returns once the slot exists: every commit
-// after that is delivered.
+// starts `cdc run` on it. It returns once cdc streams from the slot: every
+// commit after that is delivered.
 func startLayout(t *testing.T, layout marten.Layout, schema, source, sinks string) *layoutRun {
 	t.Helper()
+	return startLayoutWith(t, layoutConfig{layout: layout, schema: schema, source: source, sinks: sinks})
+}
+
+// layoutConfig is what startLayoutWith makes and runs.
+type layoutConfig struct {
+	layout  marten.Layout
+	schema  string
+	tenants []string // added before cdc starts (per-tenant partitioning)
+	source  string   // extra keys under source
+	out     string   // extra keys of the stdout sink "out"
+	sinks   string   // more sinks
+}
+
+// startLayoutWith is startLayout with every option.
+func startLayoutWith(t *testing.T, lc layoutConfig) *layoutRun {
+	t.Helper()
+	layout, schema, source, sinks := lc.layout, lc.schema, lc.source, lc.sinks
 	dsn := pgtest.NewMartenDatabaseLayout(t, pg, layout, schema)
 	pool := storePool(t, dsn)
 	dir := t.TempDir()
 	// Slots are global to the cluster and the tests run in parallel.
-	slot := "cdc_" + strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
+	// -count=N may run iterations of a parallel test at once: the slot name
+	// carries a random part too.
+	slot := fmt.Sprintf("cdc_%s_%04x", strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name())), mrand.Uint32N(1<<16))
 	cfg := fmt.Sprintf(`pipelines:
   - name: p
     source:
@@ -161,16 +182,22 @@ func startLayout(t *testing.T, layout marten.Layout, schema, source, sinks strin
       - name: out
         kind: stdout
         batch: {max_events: 100, max_wait: 5ms}
-%s`, schema, slot, indent(source, "      "), sinks)
+%s%s`, schema, slot, indent(source, "      "), indent(lc.out, "        "), sinks)
 	path := filepath.Join(dir, "cdc.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &layoutRun{t: t, dir: dir, dsn: dsn, pool: pool, schema: schema}
+	r := &layoutRun{t: t, dir: dir, dsn: dsn, pool: pool, schema: schema, store: marten.Store{Layout: layout, Schema: schema}}
+	for _, tenant := range lc.tenants {
+		mustDo(t, "add tenant", r.store.AddTenant(t.Context(), pool, tenant))
+	}
 	r.cdc = startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", path)
 	pgtest.Eventually(t, 15*time.Second, func() bool {
 		var n int
-		_ = pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active`, slot).Scan(&n)
+		// Not just active: the backend creating the slot holds it too,
+		// before its consistent point. A walsender holds it once it streams.
+		_ = pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.slot_name = $1 AND s.database = current_database()`, slot).Scan(&n)
 		return n == 1 || r.cdc.exited()
 	}, "cdc creates and holds its slot")
 	if r.cdc.exited() {
@@ -256,7 +283,12 @@ func checkExact(t *testing.T, sink string, got []envelope, want []string, table 
 		gotIDs[i] = e.ID
 	}
 	if !slices.Equal(gotIDs, want) {
-		t.Fatalf("%s delivered %d events, want %d:\n got %v\nwant %v", sink, len(gotIDs), len(want), gotIDs, want)
+		i := 0
+		for i < len(gotIDs) && i < len(want) && gotIDs[i] == want[i] {
+			i++
+		}
+		gotRest, wantRest := gotIDs[i:min(len(gotIDs), i+3)], want[i:min(len(want), i+3)]
+		t.Fatalf("%s delivered %d events, want %d; they differ from event %d on: got %v, want %v", sink, len(gotIDs), len(want), i, gotRest, wantRest)
 	}
 	var prev cdc.LSN
 	for i, e := range got {
@@ -365,5 +397,107 @@ func mustDo(t *testing.T, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// newStreamID returns a new stream id for the store: a uuid, or a string id
+// for LayoutStringIDs.
+func (r *layoutRun) newStreamID() string {
+	if r.store.Layout == marten.LayoutStringIDs {
+		return "incident-" + marten.NewID()[24:]
+	}
+	return marten.NewID()
+}
+
+// writeEveryPath appends events for tenant through every way Marten writes
+// them, in one goroutine so that commit order is call order, and returns
+// the ids of the events cdc must deliver, in commit order, and the ids of
+// the bulk COPY's events (one transaction):
+//   - the quick-append function (a new stream, then an existing one);
+//   - per-event INSERTs with the seq_id drawn inline by nextval;
+//   - Rich mode (seq_ids fetched ahead, then INSERTs);
+//   - a Rich append that fails after drawing its seq_ids (a type name too
+//     long for varchar(500)), which Marten fills with tombstones;
+//   - a rolled-back quick append;
+//   - one COPY of 3 streams × 40 events.
+func (r *layoutRun) writeEveryPath(tenant string) (want, copied []string) {
+	t := r.t
+	t.Helper()
+	ctx := t.Context()
+	st := r.store
+	a, b := r.newStreamID(), r.newStreamID()
+
+	e := newEvents(a, "incident_logged", "incident_categorised")
+	_, _, err := st.QuickAppend(ctx, r.pool, a, "incident", tenant, e)
+	mustDo(t, "quick append (new stream)", err)
+	want = append(want, idsOf(e)...)
+
+	e = newEvents(b, "incident_logged", "incident_prioritised")
+	_, err = st.StartStreamQuick(ctx, r.pool, b, "incident", tenant, e)
+	mustDo(t, "start stream with inline nextval", err)
+	want = append(want, idsOf(e)...)
+
+	e = newEvents(a, "agent_assigned_to_incident")
+	_, _, err = st.InsertInline(ctx, r.pool, a, "incident", tenant, e)
+	mustDo(t, "inline nextval insert", err)
+	want = append(want, idsOf(e)...)
+
+	e = newEvents(b, "agent_responded_to_incident", "incident_resolved")
+	_, _, err = st.AppendRich(ctx, r.pool, b, "incident", tenant, e)
+	mustDo(t, "rich append", err)
+	want = append(want, idsOf(e)...)
+
+	bad := newEvents(b, strings.Repeat("x", 501), "incident_closed")
+	_, drawn, err := st.AppendRich(ctx, r.pool, b, "incident", tenant, bad)
+	if err == nil || len(drawn) != 2 {
+		t.Fatalf("rich append with a 501-character type: err %v, %d seq_ids drawn; want an error after drawing 2", err, len(drawn))
+	}
+	mustDo(t, "tombstones", st.InsertTombstones(ctx, r.pool, tenant, drawn))
+
+	tx, err := r.pool.Begin(ctx)
+	mustDo(t, "begin", err)
+	_, _, err = st.QuickAppend(ctx, tx, a, "incident", tenant, newEvents(a, "incident_closed"))
+	mustDo(t, "quick append to roll back", err)
+	mustDo(t, "rollback", tx.Rollback(ctx))
+
+	var bulk []marten.StreamEvents
+	for range 3 {
+		id := r.newStreamID()
+		types := make([]string, 40)
+		for i := range types {
+			types[i] = marten.HelpdeskEventTypes()[i%len(marten.HelpdeskEventTypes())]
+		}
+		e := newEvents(id, types...)
+		bulk = append(bulk, marten.StreamEvents{StreamID: id, StreamType: "incident", TenantID: tenant, Events: e})
+		copied = append(copied, idsOf(e)...)
+	}
+	_, err = st.CopyEvents(ctx, r.pool, bulk)
+	mustDo(t, "copy", err)
+	want = append(want, copied...)
+
+	e = newEvents(a, "incident_closed")
+	_, _, err = st.QuickAppend(ctx, r.pool, a, "incident", tenant, e)
+	mustDo(t, "quick append (existing stream)", err)
+	want = append(want, idsOf(e)...)
+	return want, copied
+}
+
+// checkOneTransaction fails unless the events ids were delivered with one
+// commit LSN (one transaction), in the given order.
+func checkOneTransaction(t *testing.T, got []envelope, ids []string) {
+	t.Helper()
+	at := map[string]int{}
+	for i, e := range got {
+		at[e.ID] = i
+	}
+	first, ok := at[ids[0]]
+	if !ok {
+		t.Fatalf("event %s not delivered", ids[0])
+	}
+	for i, id := range ids {
+		j, ok := at[id]
+		if !ok || j != first+i || got[j].LSN != got[first].LSN {
+			t.Fatalf("event %d of the transaction (%s) at line %d with lsn %s; want line %d, lsn %s", i, id, j, got[j].LSN, first+i, got[first].LSN)
+		}
 	}
 }

@@ -298,26 +298,7 @@ func (w *writers) check(t *testing.T) {
 func martenStore(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
 	dsn := pgtest.NewMartenDatabase(t, pg, "helpdesk")
-	pool, err := pgxpool.New(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Slots must go before the database can be dropped.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for ctx.Err() == nil {
-			var n int
-			_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = current_database() AND active`).Scan(&n)
-			if n == 0 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		_, _ = pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`)
-		pool.Close()
-	})
-	return dsn, pool
+	return dsn, storePool(t, dsn)
 }
 
 // checkpointOf reads the sink's checkpoint row.
