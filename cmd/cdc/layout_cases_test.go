@@ -29,8 +29,8 @@ func TestLayoutDefault(t *testing.T) {
 	// does not know), and the next insert carries it.
 	_, err = r.pool.Exec(ctx, `ALTER TABLE public.mt_events ADD COLUMN user_name varchar NULL, ADD COLUMN extra_flag int DEFAULT 7`)
 	mustDo(t, "alter table", err)
-	s := r.newStreamID()
-	e := newEvents(s, "incident_logged")
+	s := r.store.NewStreamID()
+	e := marten.SampleEvents(s, "incident_logged")
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO public.mt_streams (id, type, version, tenant_id) VALUES ($1, 'incident', 1, '*DEFAULT*')`, s); err != nil {
 			return err
@@ -42,7 +42,7 @@ VALUES (nextval('public.mt_events_sequence'), $1, $2, 1, $3, $4, now(), '*DEFAUL
 		return err
 	})
 	mustDo(t, "insert after upgrade", err)
-	want = append(want, idsOf(e)...)
+	want = append(want, marten.IDs(e)...)
 
 	got := r.finish(want[len(want)-1])
 	checkExact(t, "out", got, want, tableEvents(t, r.pool, "public"))
@@ -63,10 +63,10 @@ func TestLayoutStringIDs(t *testing.T) {
 	want, copied := r.writeEveryPath("")
 	_, err = r.pool.Exec(ctx, `INSERT INTO public.mt_events SELECT * FROM helpdesk.mt_events`)
 	mustDo(t, "decoy insert", err)
-	e := newEvents("Ticket/ü 42", "incident_logged")
+	e := marten.SampleEvents("Ticket/ü 42", "incident_logged")
 	_, _, err = r.store.QuickAppend(ctx, r.pool, "Ticket/ü 42", "incident", "", e)
 	mustDo(t, "append", err)
-	want = append(want, idsOf(e)...)
+	want = append(want, marten.IDs(e)...)
 
 	got := r.finish(want[len(want)-1])
 	checkExact(t, "out", got, want, tableEvents(t, r.pool, "helpdesk"))
@@ -102,8 +102,8 @@ func TestLayoutMarten9(t *testing.T) {
 	mustDo(t, "extra column", err)
 	want, copied := r.writeEveryPath("")
 
-	s := r.newStreamID()
-	e := newEvents(s, "incident_logged", "incident_categorised", "incident_prioritised", "incident_closed")
+	s := r.store.NewStreamID()
+	e := marten.SampleEvents(s, "incident_logged", "incident_categorised", "incident_prioritised", "incident_closed")
 	e[0].UserName = "alice"
 	e[1].Skipped = true
 	e[2].Data, e[2].BData = nil, []byte{0x0a, 0x03, 'b', 'i', 'n'}
@@ -143,11 +143,11 @@ func TestLayoutArchivedPartitioned(t *testing.T) {
 	if archived != 4 {
 		t.Fatalf("%d rows in the archived partition, want 4", archived)
 	}
-	s := r.newStreamID()
-	e := newEvents(s, "incident_logged", "incident_closed")
+	s := r.store.NewStreamID()
+	e := marten.SampleEvents(s, "incident_logged", "incident_closed")
 	_, _, err := r.store.QuickAppend(ctx, r.pool, s, "incident", "", e)
 	mustDo(t, "append after archiving", err)
-	want = append(want, idsOf(e)...)
+	want = append(want, marten.IDs(e)...)
 
 	got := r.finish(want[len(want)-1])
 	checkExact(t, "out", got, want, tableEvents(t, r.pool, "public"))

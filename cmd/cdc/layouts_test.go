@@ -365,33 +365,6 @@ func compactJSON(b json.RawMessage) string {
 	return buf.String()
 }
 
-// newEvents makes n helpdesk-like events of the given types (cycled), with
-// correlation, causation and headers on the first one.
-func newEvents(stream string, types ...string) []marten.NewEvent {
-	out := make([]marten.NewEvent, len(types))
-	for i, typ := range types {
-		out[i] = marten.NewEvent{
-			ID:         marten.NewID(),
-			Type:       typ,
-			DotnetType: marten.HelpdeskDotnetType(typ),
-			Data:       json.RawMessage(fmt.Sprintf(`{"IncidentId":%q,"N":%d,"Note":"caf\u00e9 \"q\" <b>"}`, stream, i)),
-		}
-		if i == 0 {
-			out[i].CorrelationID, out[i].CausationID = "corr-"+stream, "cmd-"+stream
-			out[i].Headers = json.RawMessage(`{"source":"test","attempt":1}`)
-		}
-	}
-	return out
-}
-
-func idsOf(events []marten.NewEvent) []string {
-	out := make([]string, len(events))
-	for i, e := range events {
-		out[i] = e.ID
-	}
-	return out
-}
-
 // mustDo fails the test on err.
 func mustDo(t *testing.T, what string, err error) {
 	t.Helper()
@@ -400,85 +373,14 @@ func mustDo(t *testing.T, what string, err error) {
 	}
 }
 
-// newStreamID returns a new stream id for the store: a uuid, or a string id
-// for LayoutStringIDs.
-func (r *layoutRun) newStreamID() string {
-	if r.store.Layout == marten.LayoutStringIDs {
-		return "incident-" + marten.NewID()[24:]
-	}
-	return marten.NewID()
-}
-
 // writeEveryPath appends events for tenant through every way Marten writes
-// them, in one goroutine so that commit order is call order, and returns
-// the ids of the events cdc must deliver, in commit order, and the ids of
-// the bulk COPY's events (one transaction):
-//   - the quick-append function (a new stream, then an existing one);
-//   - per-event INSERTs with the seq_id drawn inline by nextval;
-//   - Rich mode (seq_ids fetched ahead, then INSERTs);
-//   - a Rich append that fails after drawing its seq_ids (a type name too
-//     long for varchar(500)), which Marten fills with tombstones;
-//   - a rolled-back quick append;
-//   - one COPY of 3 streams × 40 events.
+// them (see marten.Store.Exercise, with a COPY of 3 streams × 40 events) and
+// returns the ids of the events cdc must deliver, in commit order, and the
+// ids of the COPY's events (one transaction).
 func (r *layoutRun) writeEveryPath(tenant string) (want, copied []string) {
-	t := r.t
-	t.Helper()
-	ctx := t.Context()
-	st := r.store
-	a, b := r.newStreamID(), r.newStreamID()
-
-	e := newEvents(a, "incident_logged", "incident_categorised")
-	_, _, err := st.QuickAppend(ctx, r.pool, a, "incident", tenant, e)
-	mustDo(t, "quick append (new stream)", err)
-	want = append(want, idsOf(e)...)
-
-	e = newEvents(b, "incident_logged", "incident_prioritised")
-	_, err = st.StartStreamQuick(ctx, r.pool, b, "incident", tenant, e)
-	mustDo(t, "start stream with inline nextval", err)
-	want = append(want, idsOf(e)...)
-
-	e = newEvents(a, "agent_assigned_to_incident")
-	_, _, err = st.InsertInline(ctx, r.pool, a, "incident", tenant, e)
-	mustDo(t, "inline nextval insert", err)
-	want = append(want, idsOf(e)...)
-
-	e = newEvents(b, "agent_responded_to_incident", "incident_resolved")
-	_, _, err = st.AppendRich(ctx, r.pool, b, "incident", tenant, e)
-	mustDo(t, "rich append", err)
-	want = append(want, idsOf(e)...)
-
-	bad := newEvents(b, strings.Repeat("x", 501), "incident_closed")
-	_, drawn, err := st.AppendRich(ctx, r.pool, b, "incident", tenant, bad)
-	if err == nil || len(drawn) != 2 {
-		t.Fatalf("rich append with a 501-character type: err %v, %d seq_ids drawn; want an error after drawing 2", err, len(drawn))
-	}
-	mustDo(t, "tombstones", st.InsertTombstones(ctx, r.pool, tenant, drawn))
-
-	tx, err := r.pool.Begin(ctx)
-	mustDo(t, "begin", err)
-	_, _, err = st.QuickAppend(ctx, tx, a, "incident", tenant, newEvents(a, "incident_closed"))
-	mustDo(t, "quick append to roll back", err)
-	mustDo(t, "rollback", tx.Rollback(ctx))
-
-	var bulk []marten.StreamEvents
-	for range 3 {
-		id := r.newStreamID()
-		types := make([]string, 40)
-		for i := range types {
-			types[i] = marten.HelpdeskEventTypes()[i%len(marten.HelpdeskEventTypes())]
-		}
-		e := newEvents(id, types...)
-		bulk = append(bulk, marten.StreamEvents{StreamID: id, StreamType: "incident", TenantID: tenant, Events: e})
-		copied = append(copied, idsOf(e)...)
-	}
-	_, err = st.CopyEvents(ctx, r.pool, bulk)
-	mustDo(t, "copy", err)
-	want = append(want, copied...)
-
-	e = newEvents(a, "incident_closed")
-	_, _, err = st.QuickAppend(ctx, r.pool, a, "incident", tenant, e)
-	mustDo(t, "quick append (existing stream)", err)
-	want = append(want, idsOf(e)...)
+	r.t.Helper()
+	want, copied, err := r.store.Exercise(r.t.Context(), r.pool, tenant, 3, 40)
+	mustDo(r.t, "write", err)
 	return want, copied
 }
 
