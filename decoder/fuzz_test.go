@@ -16,6 +16,8 @@ var goldenFiles = []struct {
 	{"helpdesk.hex", Config{Schema: "helpdesk"}},
 	{"archived.hex", Config{}},
 	{"conjoined.hex", Config{}},
+	{"layout_marten9.hex", Config{}},
+	{"layout_string_ids.hex", Config{Schema: "helpdesk"}},
 }
 
 // FuzzDecode feeds one message to a decoder that knows the relations of
