@@ -36,6 +36,7 @@ var sinkKinds = []sinkKind{
 			return o
 		},
 	},
+	kafkaKind,
 }
 
 // FileOptions configures a "file" sink, which appends one JSON envelope per
@@ -74,7 +75,7 @@ func (m *mapping) template(key string, req bool) (text string, t *route.Template
 }
 
 // plannedSinkKinds are specified (SPEC §4) but not built yet.
-var plannedSinkKinds = []string{"kafka", "elastic", "postgres"}
+var plannedSinkKinds = []string{"elastic", "postgres"}
 
 // commonSinkKeys are the keys every sink kind accepts.
 var commonSinkKeys = []string{"name", "kind", "include", "exclude", "tenants", "batch", "on_error"}

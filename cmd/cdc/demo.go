@@ -91,7 +91,7 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 		StatusInterval: time.Second,
 	}
 	counter := &deliveryCounter{}
-	sinks := &sinkFactory{stdoutW: e.stdout, wrap: counter.wrap}
+	sinks := &sinkFactory{stdoutW: e.stdout, wrap: counter.wrap, log: log}
 	rt, err := openRuntime(setupCtx, pc, sinks, nil, instanceID(), false, log)
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	sinks := &sinkFactory{stdoutW: e.stdout}
+	sinks := &sinkFactory{stdoutW: e.stdout, log: log}
 	var runtimes []*runtime
 	defer func() {
 		for _, rt := range runtimes {

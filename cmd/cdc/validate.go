@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/decoder"
@@ -36,8 +38,14 @@ func cmdValidate(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// validatePipeline returns the problems of one pipeline, one line each.
+// validatePipeline returns the problems of one pipeline, one line each: its
+// source and checkpoint databases, then each sink's target.
 func validatePipeline(ctx context.Context, pc *config.Pipeline) []string {
+	return append(validateSource(ctx, pc), validateSinks(ctx, pc)...)
+}
+
+// validateSource checks the source and checkpoint databases.
+func validateSource(ctx context.Context, pc *config.Pipeline) []string {
 	src, err := newPool(ctx, pc.Source.DSN, "source.dsn")
 	if err != nil {
 		return []string{err.Error()}
@@ -64,15 +72,28 @@ func validatePipeline(ctx context.Context, pc *config.Pipeline) []string {
 			problems = append(problems, err.Error())
 		}
 	}
+	return problems
+}
+
+// validateSinks checks each sink's target, for the sinks that can tell
+// (stdout and files need nothing checked). It changes nothing: no topic is
+// created.
+func validateSinks(ctx context.Context, pc *config.Pipeline) []string {
+	f := &sinkFactory{stdoutW: io.Discard, log: slog.New(slog.DiscardHandler)}
+	var problems []string
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
-		switch sc.Options.(type) {
-		case *config.StdoutOptions:
-			continue // standard output is always there
-		case *config.FileOptions:
-			continue // directories and files are created when first written
+		s, err := f.raw(sc)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
 		}
-		problems = append(problems, fmt.Sprintf("sink %s: kind %q cannot be checked", sc.Name, sc.Kind))
+		if c, ok := s.(checker); ok {
+			for _, p := range c.Check(ctx) {
+				problems = append(problems, "sink "+sc.Name+": "+p)
+			}
+		}
+		_ = s.Close(ctx)
 	}
 	return problems
 }

@@ -1,0 +1,174 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/martencdc/cdc/route"
+)
+
+// KafkaOptions configures a "kafka" sink (SPEC §4). The string-valued
+// choices are checked here and keep the spelling of the configuration file
+// (package sinks/kafka uses the same names).
+type KafkaOptions struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+	// Topic is the topic template, e.g. "helpdesk.{{.Type}}". Required.
+	Topic string
+	// TopicTemplate is Topic parsed.
+	TopicTemplate *route.Template
+	// Key is what the message key is: "stream_id" (default, keeps each
+	// stream in one partition and in order), "id" or "tenant_id".
+	Key string
+	// Partitioner places keys: "murmur2" (default, as Java clients do) or
+	// "fnv1a".
+	Partitioner string
+	// Value is "envelope" (default, the JSON envelope) or "data" (the
+	// event's data as is).
+	Value string
+	// Compression is "none" (default), "gzip", "snappy", "lz4" or "zstd".
+	Compression string
+	// CreateTopics creates missing topics (default false: a missing topic
+	// is an error).
+	CreateTopics bool
+	// TopicPartitions and TopicReplicationFactor are used for the topics
+	// cdc creates; 0 (default) leaves them to the broker's defaults.
+	TopicPartitions        int
+	TopicReplicationFactor int
+	// MaxMessageBytes is the largest record batch sent to one partition;
+	// 0 means the sink's default (1000000).
+	MaxMessageBytes int
+	// WriteTimeout bounds one produce round trip; 0 means the sink's
+	// default (30s).
+	WriteTimeout time.Duration
+	// ClientID is the Kafka client id; "" means "cdc".
+	ClientID string
+	// TLS is set when the tls key is present.
+	TLS *TLSOptions
+	// SASL is set when the sasl key is present.
+	SASL *SASLOptions
+}
+
+// Kind returns "kafka".
+func (*KafkaOptions) Kind() string { return "kafka" }
+
+// TLSOptions are the TLS settings of a sink that talks to a server over
+// the network.
+type TLSOptions struct {
+	CAFile             string // PEM file of the CAs to trust; "" trusts the system's
+	CertFile, KeyFile  string // client certificate and key, both or neither
+	ServerName         string // overrides the name checked in the server's certificate
+	InsecureSkipVerify bool   // for development only: accept any certificate
+}
+
+// SASLOptions are SASL credentials.
+type SASLOptions struct {
+	Mechanism string // "plain", "scram-sha-256" or "scram-sha-512"
+	Username  string
+	Password  string // usually ${VAR}; never printed
+}
+
+// kafkaKind decodes the keys of a kafka sink.
+var kafkaKind = sinkKind{
+	name: "kafka",
+	keys: []string{"brokers", "topic", "key", "partitioner", "value", "compression", "create_topics",
+		"topic_partitions", "topic_replication_factor", "max_message_bytes", "write_timeout",
+		"client_id", "tls", "sasl"},
+	decode: func(m *mapping) SinkOptions {
+		o := &KafkaOptions{Key: "stream_id", Partitioner: "murmur2", Value: "envelope", Compression: "none"}
+		if v, ok := m.strs("brokers", hostPort); ok && len(v) > 0 {
+			o.Brokers = v
+		} else if _, present := m.get("brokers"); !present {
+			m.required("brokers")
+		} else if ok {
+			m.d.addf(m.valueLine("brokers"), join(m.path, "brokers"), "must list at least one broker")
+		}
+		o.Topic, o.TopicTemplate, _ = m.template("topic", true)
+		if v, ok := oneOf(m, "key", "stream_id", "id", "tenant_id"); ok {
+			o.Key = v
+		}
+		if v, ok := oneOf(m, "partitioner", "murmur2", "fnv1a"); ok {
+			o.Partitioner = v
+		}
+		if v, ok := oneOf(m, "value", "envelope", "data"); ok {
+			o.Value = v
+		}
+		if v, ok := oneOf(m, "compression", "none", "gzip", "snappy", "lz4", "zstd"); ok {
+			o.Compression = v
+		}
+		o.CreateTopics, _ = m.boolean("create_topics")
+		o.TopicPartitions, _ = m.positiveInt("topic_partitions")
+		o.TopicReplicationFactor, _ = m.positiveInt("topic_replication_factor")
+		o.MaxMessageBytes, _ = m.size("max_message_bytes")
+		o.WriteTimeout, _ = m.duration("write_timeout")
+		o.ClientID, _ = m.str("client_id", false, nil)
+		if _, ok := m.get("tls"); ok {
+			o.TLS = decodeTLS(m.child("tls"))
+		}
+		if _, ok := m.get("sasl"); ok {
+			o.SASL = decodeSASL(m.child("sasl"))
+		}
+		return o
+	},
+}
+
+// decodeTLS reads a tls mapping; nil m (not a mapping, reported) gives an
+// empty value.
+func decodeTLS(m *mapping) *TLSOptions {
+	o := &TLSOptions{}
+	if m == nil {
+		return o
+	}
+	m.only("ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify")
+	o.CAFile, _ = m.str("ca_file", false, nil)
+	o.CertFile, _ = m.str("cert_file", false, nil)
+	o.KeyFile, _ = m.str("key_file", false, nil)
+	o.ServerName, _ = m.str("server_name", false, nil)
+	o.InsecureSkipVerify, _ = m.boolean("insecure_skip_verify")
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		m.d.addf(m.line, m.path, "cert_file and key_file go together: set both or neither")
+	}
+	return o
+}
+
+// decodeSASL reads a sasl mapping.
+func decodeSASL(m *mapping) *SASLOptions {
+	o := &SASLOptions{}
+	if m == nil {
+		return o
+	}
+	m.only("mechanism", "username", "password")
+	o.Mechanism, _ = oneOf(m, "mechanism", "plain", "scram-sha-256", "scram-sha-512")
+	if _, ok := m.get("mechanism"); !ok {
+		m.required("mechanism")
+	}
+	o.Username, _ = m.str("username", true, nil)
+	o.Password, _ = m.str("password", true, nil)
+	return o
+}
+
+// hostPort checks a broker address.
+func hostPort(s string) string {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 {
+		return "want host:port, got " + quote(s)
+	}
+	if p, err := strconv.Atoi(s[i+1:]); err != nil || p <= 0 || p > 65535 {
+		return "want host:port with a port from 1 to 65535, got " + quote(s)
+	}
+	return ""
+}
+
+// boolean returns the boolean at key (true/false, YAML's spellings).
+func (m *mapping) boolean(key string) (bool, bool) {
+	return parsed(m, key, "a boolean", func(s string) (bool, string) {
+		switch strings.ToLower(s) {
+		case "true", "yes", "on":
+			return true, ""
+		case "false", "no", "off":
+			return false, ""
+		}
+		return false, "want true or false, got " + quote(s)
+	})
+}
