@@ -453,3 +453,90 @@ func TestKafkaTemplatesAndFormats(t *testing.T) {
 	}
 	t.Logf("%d events, %d messages in %d topics", len(want), len(recs), len(topicsOf(recs)))
 }
+
+// TestKafkaTargetProblems: a constant topic that does not exist (and
+// create_topics is false) is one clear line from `cdc validate` and stops
+// `cdc run` at start (exit 1); unreachable brokers are one line from
+// validate, while run starts and retries.
+func TestKafkaTargetProblems(t *testing.T) {
+	kc := startKafka(t)
+	dsn, pool := martenStore(t)
+	env := []string{"CDC_TEST_DSN=" + dsn}
+	tests := []struct {
+		name, brokers, topic string
+		validate             string // the line validate prints
+		runExits             bool   // whether run exits 1 at start with the same problem
+	}{
+		{"missing topic", kafkaYAML(kc), "helpdesk.nowhere",
+			`sink bus: kafka topic "helpdesk.nowhere" does not exist and create_topics is false`, true},
+		{"unreachable brokers", "[127.0.0.1:1]", "helpdesk.events",
+			"sink bus: ", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeConfig(t, dir, fmt.Sprintf("      - name: bus\n        kind: kafka\n        brokers: %s\n        topic: %s\n        write_timeout: 2s\n", tt.brokers, tt.topic))
+			v := startCDC(t, dir, "validate", env, "validate", "--config", cfg)
+			if code := v.wait(30 * time.Second); code != 1 {
+				t.Fatalf("validate exited %d, want 1; stderr:\n%s", code, v.stderr())
+			}
+			lines := strings.Split(strings.TrimSpace(v.stderr()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.validate) {
+				t.Fatalf("validate printed:\n%s\nwant one line with %q", v.stderr(), tt.validate)
+			}
+			t.Logf("validate: %s", lines[0])
+			run := startCDC(t, dir, "run", env, "run", "--config", cfg)
+			if tt.runExits {
+				if code := run.wait(30 * time.Second); code != 1 || !strings.Contains(run.stderr(), tt.validate[len("sink bus: "):]) {
+					t.Fatalf("run exited %d, want 1 naming the topic; stderr:\n%s", code, run.stderr())
+				}
+				return
+			}
+			pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "run starts and streams though the brokers are down")
+			if code := run.stop(); code != 0 {
+				t.Fatalf("run exited %d after SIGTERM", code)
+			}
+		})
+	}
+}
+
+// TestKafkaPoisonEvent: a record larger than the topic accepts is refused
+// by the broker for good; with on_error: dead_letter it goes to
+// cdc_dead_letters with the broker's reason and the sink goes on with the
+// events after it.
+func TestKafkaPoisonEvent(t *testing.T) {
+	kc := startKafka(t)
+	mustDo(t, "topic", kc.CreateTopic("helpdesk.events", 3, map[string]string{"max.message.bytes": "4000"}))
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`      - name: bus
+        kind: kafka
+        brokers: %s
+        topic: helpdesk.events
+        on_error: dead_letter
+`, kafkaYAML(kc)))
+	k := consume(t, kc, `^helpdesk\.events$`)
+	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+
+	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
+	s := store.NewStreamID()
+	e := marten.SampleEvents(s, "incident_logged", "incident_noted", "incident_closed")
+	e[1].Data = json.RawMessage(fmt.Sprintf(`{"Note":%q}`, strings.Repeat("x", 6000)))
+	_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e)
+	mustDo(t, "append", err)
+	pgtest.Eventually(t, 20*time.Second, func() bool { return k.ids()[e[2].ID] == 1 }, "the event after the poison one reaches Kafka")
+	if code := run.stop(); code != 0 {
+		t.Fatalf("cdc exited %d", code)
+	}
+	got := k.ids()
+	if got[e[0].ID] != 1 || got[e[1].ID] != 0 {
+		t.Fatalf("kafka holds %v; want the first and last events once, not the oversized one", got)
+	}
+	var id, msg string
+	mustDo(t, "dead letter", pool.QueryRow(t.Context(), `SELECT event_id, error FROM helpdesk.cdc_dead_letters WHERE sink = 'bus'`).Scan(&id, &msg))
+	if id != e[1].ID || !strings.Contains(strings.ToLower(msg), "message size too large") {
+		t.Fatalf("dead letter %s %q; want the oversized event with the broker's reason", id, msg)
+	}
+	t.Logf("dead letter: %s", msg)
+}
