@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/checkpoint"
 	"github.com/martencdc/cdc/internal/pgtest"
 	"github.com/martencdc/cdc/pipeline"
 	"github.com/martencdc/cdc/replication"
+	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/kafka"
 	"github.com/martencdc/cdc/sinks/stdout"
 )
 
@@ -27,11 +30,36 @@ const (
 // BenchmarkSlotThroughput measures, on one workload, how fast PostgreSQL's
 // decoder delivers the slot to a client that does nothing with it (raw), and
 // how fast the whole pipeline goes (decode, route, batch, encode JSON
-// envelopes to the stdout sink into io.Discard, checkpoint). The ratio of the
+// envelopes to the stdout sink into io.Discard, or produce them to Kafka,
+// checkpoint). The ratio of the
 // two is what this machine's noise does not change much.
 //
 //	go test ./pipeline -run '^$' -bench SlotThroughput -benchtime 1x
 func BenchmarkSlotThroughput(b *testing.B) {
+	b.Run("stdout", func(b *testing.B) {
+		benchSlot(b, func(*testing.B) cdc.Sink { return stdout.New(io.Discard) })
+	})
+	// The Kafka sink into an in-process kfake cluster of 3 brokers, whose
+	// CPU time competes with PostgreSQL's and cdc's on the same machine.
+	b.Run("kafka", func(b *testing.B) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(12, "bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		benchSlot(b, func(b *testing.B) cdc.Sink {
+			s, err := kafka.New(kafka.Config{Brokers: c.ListenAddrs(), Topic: route.MustParse("bench"), Compression: kafka.CompressionLZ4})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+// benchSlot is BenchmarkSlotThroughput with the pipeline writing to the
+// sinks newSink makes.
+func benchSlot(b *testing.B, newSink func(*testing.B) cdc.Sink) {
 	dsn := pgtest.NewMartenDatabase(b, pg, "public")
 	pool, err := pgxpool.New(b.Context(), dsn)
 	if err != nil {
@@ -72,8 +100,8 @@ func BenchmarkSlotThroughput(b *testing.B) {
 		b.StartTimer()
 
 		raw1 := benchRaw(b, dsn, pool, slots[0])
-		full1 := benchFull(b, dsn, pool, store, slots[1])
-		full2 := benchFull(b, dsn, pool, store, slots[2])
+		full1 := benchFull(b, dsn, pool, store, slots[1], newSink(b))
+		full2 := benchFull(b, dsn, pool, store, slots[2], newSink(b))
 		raw2 := benchRaw(b, dsn, pool, slots[3])
 		rawDur, fullDur := (raw1+raw2)/2, (full1+full2)/2
 
@@ -161,14 +189,14 @@ func benchRaw(b *testing.B, dsn string, pool *pgxpool.Pool, cfg replication.Conf
 	return d
 }
 
-func benchFull(b *testing.B, dsn string, pool *pgxpool.Pool, store *checkpoint.Store, cfg replication.Config) time.Duration {
+func benchFull(b *testing.B, dsn string, pool *pgxpool.Pool, store *checkpoint.Store, cfg replication.Config, sink cdc.Sink) time.Duration {
 	s, err := replication.NewStream(dsn, pool, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	p, err := pipeline.New(pipeline.Config{
 		Name:        "bench",
-		Sinks:       []pipeline.SinkConfig{{Name: "out", Sink: stdout.New(io.Discard)}},
+		Sinks:       []pipeline.SinkConfig{{Name: "out", Sink: sink}},
 		Checkpoints: store,
 	})
 	if err != nil {
