@@ -37,6 +37,7 @@ var sinkKinds = []sinkKind{
 		},
 	},
 	kafkaKind,
+	elasticKind,
 }
 
 // FileOptions configures a "file" sink, which appends one JSON envelope per
@@ -75,7 +76,7 @@ func (m *mapping) template(key string, req bool) (text string, t *route.Template
 }
 
 // plannedSinkKinds are specified (SPEC §4) but not built yet.
-var plannedSinkKinds = []string{"elastic", "postgres"}
+var plannedSinkKinds = []string{"postgres"}
 
 // commonSinkKeys are the keys every sink kind accepts.
 var commonSinkKeys = []string{"name", "kind", "include", "exclude", "tenants", "batch", "on_error"}

@@ -561,7 +561,7 @@ pipeline: []
         kind: stdot
         whatever: 1
 `,
-			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file, kafka)`},
+			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file, kafka, elastic)`},
 		},
 		{
 			name: "kinds not available yet",
@@ -569,12 +569,10 @@ pipeline: []
   - name: a
     source: {dsn: x}
     sinks:
-      - {name: search, kind: elastic}
       - {name: readmodel, kind: postgres}
 `,
 			want: []string{
-				`cdc.yaml:5: pipelines[0].sinks[0].kind: kind "elastic" is not available in this version (available: stdout, file, kafka)`,
-				`cdc.yaml:6: pipelines[0].sinks[1].kind: kind "postgres" is not available in this version (available: stdout, file, kafka)`,
+				`cdc.yaml:5: pipelines[0].sinks[0].kind: kind "postgres" is not available in this version (available: stdout, file, kafka, elastic)`,
 			},
 		},
 		{
@@ -682,7 +680,7 @@ pipeline: []
 				`cdc.yaml:7: pipelines[0].sinks[0].batch.max_events: must be greater than 0, got -1`,
 				`cdc.yaml:8: pipelines[1].name: duplicate pipeline name "a" (first at pipelines[0], line 2)`,
 				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval)`,
-				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka)`,
+				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic)`,
 			},
 		},
 	}
@@ -748,7 +746,7 @@ func TestParseErrorsHideSecrets(t *testing.T) {
 }
 
 func TestSinkKinds(t *testing.T) {
-	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file", "kafka"}) {
+	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file", "kafka", "elastic"}) {
 		t.Errorf("SinkKinds() = %q", got)
 	}
 	for _, k := range sinkKinds {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -13,145 +12,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/checkpoint"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/deadletter"
 	"github.com/martencdc/cdc/decoder"
 	"github.com/martencdc/cdc/internal/retry"
-	"github.com/martencdc/cdc/internal/tlsfile"
 	"github.com/martencdc/cdc/metrics"
 	"github.com/martencdc/cdc/pipeline"
 	"github.com/martencdc/cdc/replication"
-	"github.com/martencdc/cdc/route"
-	"github.com/martencdc/cdc/sinks/file"
-	"github.com/martencdc/cdc/sinks/kafka"
-	"github.com/martencdc/cdc/sinks/stdout"
 )
-
-// sinkFactory builds the target of a configured sink. One factory serves all
-// the pipelines of a process, so sinks that share a resource (standard
-// output) share one value.
-type sinkFactory struct {
-	stdoutW io.Writer
-	stdout  *stdout.Sink
-	// wrap, when set, decorates every sink built (the demo counts with it).
-	wrap func(cdc.Sink) cdc.Sink
-	// log receives the sinks' own logs.
-	log *slog.Logger
-}
-
-// preparer is a sink that checks or creates what it needs before the
-// first write (a Kafka topic).
-type preparer interface {
-	Prepare(ctx context.Context) error
-}
-
-// checker is a sink that can say what is wrong with its target, one line
-// per problem, for cdc validate.
-type checker interface {
-	Check(ctx context.Context) []string
-}
-
-// build makes the sink of sc and, when it can, prepares its target: a
-// problem that retrying cannot fix (a missing Kafka topic without
-// create_topics) is an error; one that may pass (an unreachable broker) is
-// logged and left to the pipeline's retries.
-func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, log *slog.Logger) (cdc.Sink, error) {
-	s, err := f.raw(sc)
-	if err != nil {
-		return nil, err
-	}
-	if p, ok := s.(preparer); ok {
-		if err := p.Prepare(ctx); err != nil {
-			if errors.Is(err, kafka.ErrUnknownTopic) {
-				_ = s.Close(context.WithoutCancel(ctx))
-				return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-			}
-			log.Warn("sink target not ready; its writes will be retried", "sink", sc.Name, "err", err)
-		}
-	}
-	if f.wrap != nil {
-		s = f.wrap(s)
-	}
-	return s, nil
-}
-
-// raw makes the sink of sc, undecorated and unprepared.
-func (f *sinkFactory) raw(sc *config.Sink) (s cdc.Sink, err error) {
-	switch o := sc.Options.(type) {
-	case *config.StdoutOptions:
-		if f.stdout == nil {
-			f.stdout = stdout.New(f.stdoutW)
-		}
-		s = sharedSink{f.stdout}
-	case *config.FileOptions:
-		t := o.Template
-		if t == nil {
-			if t, err = route.Parse(o.Path); err != nil {
-				return nil, fmt.Errorf("sink %s: path: %w", sc.Name, err)
-			}
-		}
-		if s, err = file.New(file.Config{Path: t}); err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-		}
-	case *config.KafkaOptions:
-		kc, err := kafkaConfig(o)
-		if err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-		}
-		kc.Logger = f.log.With("sink", sc.Name)
-		if s, err = kafka.New(kc); err != nil {
-			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-		}
-	default:
-		return nil, fmt.Errorf("sink %s: kind %q cannot be built", sc.Name, sc.Kind)
-	}
-	return s, nil
-}
-
-// kafkaConfig maps a kafka sink's configuration to the sink's.
-func kafkaConfig(o *config.KafkaOptions) (kafka.Config, error) {
-	kc := kafka.Config{
-		Brokers:                o.Brokers,
-		Topic:                  o.TopicTemplate,
-		Key:                    kafka.Key(o.Key),
-		Partitioner:            kafka.Partitioner(o.Partitioner),
-		Value:                  kafka.Value(o.Value),
-		Compression:            kafka.Compression(o.Compression),
-		CreateTopics:           o.CreateTopics,
-		TopicPartitions:        o.TopicPartitions,
-		TopicReplicationFactor: o.TopicReplicationFactor,
-		MaxMessageBytes:        o.MaxMessageBytes,
-		WriteTimeout:           o.WriteTimeout,
-		ClientID:               o.ClientID,
-	}
-	if kc.Topic == nil {
-		t, err := route.Parse(o.Topic)
-		if err != nil {
-			return kc, fmt.Errorf("topic: %w", err)
-		}
-		kc.Topic = t
-	}
-	if o.TLS != nil {
-		tc, err := tlsfile.Files{CAFile: o.TLS.CAFile, CertFile: o.TLS.CertFile, KeyFile: o.TLS.KeyFile,
-			ServerName: o.TLS.ServerName, InsecureSkipVerify: o.TLS.InsecureSkipVerify}.Config()
-		if err != nil {
-			return kc, fmt.Errorf("tls: %w", err)
-		}
-		kc.TLS = tc
-	}
-	if o.SASL != nil {
-		kc.SASL = &kafka.SASL{Mechanism: o.SASL.Mechanism, Username: o.SASL.Username, Password: o.SASL.Password}
-	}
-	return kc, nil
-}
-
-// sharedSink lets several pipelines write to one sink without one pipeline's
-// Close closing it for the others.
-type sharedSink struct{ cdc.Sink }
-
-func (sharedSink) Close(context.Context) error { return nil }
 
 // runtime is one pipeline ready to run: its connections, stores, stream and
 // router.
@@ -299,9 +168,13 @@ func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m
 		Instance:    instance,
 		Logger:      log,
 	}
+	traits, err := detectStore(ctx, rt.src, pc.Source.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", pc.Name, err)
+	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
-		target, err := sinks.build(ctx, sc, log)
+		target, err := sinks.build(ctx, sc, traits, log)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", pc.Name, err)
 		}

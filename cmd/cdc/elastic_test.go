@@ -1,0 +1,344 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	mrand "math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc/internal/esfake"
+	"github.com/martencdc/cdc/internal/marten"
+	"github.com/martencdc/cdc/internal/pgtest"
+)
+
+// elasticSinks is the configuration of two elastic sinks on es: "search"
+// (events mode, an index per type) and "streams" (latest mode, one index).
+func elasticSinks(es *esfake.Server, extra string) string {
+	return fmt.Sprintf(`      - name: search
+        kind: elastic
+        addresses: [%[1]s]
+        index: "helpdesk-{{.Type}}"
+        batch: {max_events: 200, max_wait: 5ms}
+%[2]s      - name: streams
+        kind: elastic
+        addresses: [%[1]s]
+        index: incidents
+        mode: latest
+        batch: {max_events: 200, max_wait: 5ms}
+%[2]s`, es.URL(), extra)
+}
+
+// storeRow is a row of helpdesk.mt_events.
+type storeRow struct {
+	id, stream, typ, tenant string
+	seq, version            int64
+	ts                      time.Time
+	data                    json.RawMessage
+}
+
+// storeRows reads every event of helpdesk.mt_events in stream order.
+func storeRows(t *testing.T, pool *pgxpool.Pool) []storeRow {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT id::text, stream_id::text, type, tenant_id, seq_id, version, timestamp, data::text
+FROM helpdesk.mt_events WHERE type <> 'tombstone' ORDER BY stream_id, version`)
+	mustDo(t, "read mt_events", err)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storeRow, error) {
+		var s storeRow
+		var data string
+		err := r.Scan(&s.id, &s.stream, &s.typ, &s.tenant, &s.seq, &s.version, &s.ts, &data)
+		s.data = json.RawMessage(data)
+		return s, err
+	})
+	mustDo(t, "read mt_events", err)
+	return out
+}
+
+// mergePatch applies patch to doc as RFC 7386 says: objects merge
+// recursively, null removes a key, anything else replaces.
+func mergePatch(doc, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	d, ok := doc.(map[string]any)
+	if !ok {
+		d = map[string]any{}
+	}
+	out := maps.Clone(d)
+	if out == nil {
+		out = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(out, k)
+			continue
+		}
+		out[k] = mergePatch(out[k], v)
+	}
+	return out
+}
+
+// latestDocs recomputes from mt_events what the latest-mode index must
+// hold: per stream, the merge of its events' data in version order, with
+// the metadata of the last one.
+func latestDocs(t *testing.T, rows []storeRow) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, r := range rows {
+		var data any
+		mustDo(t, "data", json.Unmarshal(r.data, &data))
+		doc, _ := mergePatch(out[r.stream], data).(map[string]any)
+		doc["@stream_id"], doc["@type"], doc["@version"], doc["@tenant_id"] = r.stream, r.typ, float64(r.version), r.tenant
+		doc["@timestamp"] = r.ts.UTC().Format(time.RFC3339Nano)
+		out[r.stream] = doc
+	}
+	return out
+}
+
+// checkElastic fails unless the fake holds exactly what mt_events says:
+// one document per event in helpdesk-<type> (the envelope the stdout sink
+// printed, external version = seq_id), and one per stream in incidents.
+func checkElastic(t *testing.T, es *esfake.Server, pool *pgxpool.Pool, stdoutLines map[string]string, skip map[string]bool) {
+	t.Helper()
+	rows := storeRows(t, pool)
+	events := 0
+	for _, r := range rows {
+		if skip[r.id] {
+			continue
+		}
+		events++
+		doc, ok := es.Doc("helpdesk-"+r.typ, r.id)
+		if !ok {
+			t.Fatalf("event %s (%s) has no document", r.id, r.typ)
+		}
+		if doc.Version != r.seq {
+			t.Fatalf("event %s: document version %d, want its seq_id %d", r.id, doc.Version, r.seq)
+		}
+		if line, ok := stdoutLines[r.id]; ok && compactJSON(doc.Source) != compactJSON(json.RawMessage(line)) {
+			t.Fatalf("event %s: document\n%s\nwant the envelope\n%s", r.id, doc.Source, line)
+		}
+	}
+	n := 0
+	for _, idx := range es.Indices() {
+		if strings.HasPrefix(idx, "helpdesk-") {
+			n += len(es.Docs(idx))
+		}
+	}
+	if n != events {
+		t.Fatalf("%d event documents, want %d", n, events)
+	}
+	want := latestDocs(t, rows)
+	got := es.Docs("incidents")
+	if len(got) != len(want) {
+		t.Fatalf("%d stream documents, want %d", len(got), len(want))
+	}
+	for stream, w := range want {
+		d, ok := got[stream]
+		if !ok {
+			t.Fatalf("stream %s has no document", stream)
+		}
+		var g map[string]any
+		mustDo(t, "source", json.Unmarshal(d.Source, &g))
+		if ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(g["@timestamp"])); err == nil {
+			g["@timestamp"] = ts.UTC().Format(time.RFC3339Nano)
+		}
+		if d.Version != int64(w["@version"].(float64)) || !reflect.DeepEqual(g, w) {
+			t.Fatalf("stream %s: document v%d\n%v\nwant v%v\n%v", stream, d.Version, g, w["@version"], w)
+		}
+	}
+}
+
+// stdoutLines maps event ids to the lines the stdout sink printed.
+func stdoutLines(t *testing.T, paths ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range paths {
+		for _, line := range strings.Split(strings.TrimSpace(readFile(t, p)), "\n") {
+			var d delivered
+			if json.Unmarshal([]byte(line), &d) == nil {
+				out[d.ID] = line
+			}
+		}
+	}
+	return out
+}
+
+// TestElasticModes: a concurrent workload with gaps into an events-mode
+// and a latest-mode sink, through storms of per-item and whole-request
+// 429s: every event has its document (the envelope, version = seq_id), and
+// every stream's document is the merge of its events' data, exactly as a
+// recomputation from mt_events gives it.
+func TestElasticModes(t *testing.T) {
+	es := esfake.New()
+	t.Cleanup(es.Close)
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, elasticSinks(es, ""))
+	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	w := startWriters(t, pool, 2, 2*time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= 200 }, "elasticsearch receives documents")
+	// A storm: a quarter of all items refused with 429 until 300 were,
+	// and three whole requests too.
+	es.RejectItemsWhere(func(string, string) bool { return mrand.IntN(4) == 0 })
+	es.RejectRequests(3, 429)
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items429 >= 300 }, "the 429 storm happens")
+	es.RejectItemsWhere(nil)
+	w.halt()
+	w.check(t)
+	committed, _ := w.snapshot()
+	pgtest.Eventually(t, 60*time.Second, func() bool { return allDelivered(t, committed, run.out) && elasticCaughtUp(es, committed) }, "every committed event indexed")
+	if code := run.stop(); code != 0 {
+		t.Fatalf("cdc exited %d", code)
+	}
+	checkElastic(t, es, pool, stdoutLines(t, run.out), nil)
+	st := es.Stats()
+	t.Logf("%d events committed; %d bulk requests, %d items, %d per-item 429s, %d whole-request 429s, %d conflicts",
+		len(committed), st.BulkRequests, st.Items, st.Items429, st.Requests429, st.ItemConflicts)
+}
+
+// elasticCaughtUp reports whether every committed event has its document.
+func elasticCaughtUp(es *esfake.Server, committed map[string]bool) bool {
+	seen := 0
+	for _, idx := range es.Indices() {
+		if strings.HasPrefix(idx, "helpdesk-") {
+			for id := range es.Docs(idx) {
+				if committed[id] {
+					seen++
+				}
+			}
+		}
+	}
+	return seen == len(committed)
+}
+
+// TestElasticCrash: SIGKILL `cdc run` while it indexes and start it again:
+// no document is lost and none regresses (the re-delivered tail is a no-op
+// under external versioning), in both modes.
+func TestElasticCrash(t *testing.T) {
+	es := esfake.New()
+	t.Cleanup(es.Close)
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, elasticSinks(es, ""))
+	env := []string{"CDC_TEST_DSN=" + dsn}
+	first := startCDC(t, dir, "first", env, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == first.pid() || first.wait0() }, "first run streams")
+	w := startWriters(t, pool, 4, time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= 400 }, "first run indexes")
+	first.kill()
+	second := startCDC(t, dir, "second", env, "run", "--config", cfg)
+	before := es.Stats().Items
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= before+300 }, "second run indexes")
+	w.halt()
+	w.check(t)
+	committed, _ := w.snapshot()
+	pgtest.Eventually(t, 60*time.Second, func() bool { return elasticCaughtUp(es, committed) }, "every committed event indexed")
+	pgtest.Eventually(t, 30*time.Second, func() bool { return allDelivered(t, committed, first.out, second.out) }, "stdout caught up")
+	if code := second.stop(); code != 0 {
+		t.Fatalf("second run exited %d", code)
+	}
+	checkElastic(t, es, pool, stdoutLines(t, first.out, second.out), nil)
+	t.Logf("%d events committed; %d version conflicts (re-delivered after the kill, no-ops)", len(committed), es.Stats().ItemConflicts)
+}
+
+// TestElasticDeadLetter: a document Elasticsearch refuses for good (a
+// mapping conflict: 400) goes to cdc_dead_letters with the reason, and the
+// sink goes on with the events after it.
+func TestElasticDeadLetter(t *testing.T) {
+	es := esfake.New()
+	t.Cleanup(es.Close)
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, elasticSinks(es, "        on_error: dead_letter\n"))
+	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+
+	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
+	s := store.NewStreamID()
+	e := marten.SampleEvents(s, "incident_noted", "incident_noted", "incident_noted")
+	e[0].Data = json.RawMessage(`{"Amount": 12}`)
+	e[1].Data = json.RawMessage(`{"Amount": "twelve"}`) // long field: refused
+	e[2].Data = json.RawMessage(`{"Amount": 13}`)
+	// The first document fixes Amount's type (long) before the others come.
+	_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e[:1])
+	mustDo(t, "append", err)
+	pgtest.Eventually(t, 20*time.Second, func() bool {
+		_, ok := es.Doc("helpdesk-incident_noted", e[0].ID)
+		return ok
+	}, "the first event is indexed")
+	for i := 1; i < len(e); i++ {
+		_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e[i:i+1])
+		mustDo(t, "append", err)
+	}
+	pgtest.Eventually(t, 20*time.Second, func() bool {
+		_, ok := es.Doc("helpdesk-incident_noted", e[2].ID)
+		return ok
+	}, "the event after the refused one is indexed")
+	if code := run.stop(); code != 0 {
+		t.Fatalf("cdc exited %d", code)
+	}
+	if _, ok := es.Doc("helpdesk-incident_noted", e[1].ID); ok {
+		t.Fatal("the refused document is in the index")
+	}
+	var id, msg string
+	mustDo(t, "dead letter", pool.QueryRow(t.Context(), `SELECT event_id, error FROM helpdesk.cdc_dead_letters WHERE sink = 'search'`).Scan(&id, &msg))
+	if id != e[1].ID || !strings.Contains(msg, "document_parsing_exception") {
+		t.Fatalf("dead letter %s %q; want the refused event with Elasticsearch's reason", id, msg)
+	}
+	// The latest-mode sink refuses the same event when it arrives in a
+	// batch of its own, or merges it away when the next event comes in the
+	// same batch; either way the stream's document ends at version 3.
+	doc, ok := es.Doc("incidents", s)
+	var src map[string]any
+	_ = json.Unmarshal(doc.Source, &src)
+	if !ok || doc.Version != 3 || src["Amount"] != float64(13) {
+		t.Fatalf("stream document %v %s; want version 3 with Amount 13", ok, doc.Source)
+	}
+	t.Logf("dead letter: %s", msg)
+}
+
+// TestElasticValidate: `cdc validate` says in one line when Elasticsearch
+// is unreachable or refuses the credentials, without printing the password.
+func TestElasticValidate(t *testing.T) {
+	es := esfake.New(esfake.WithBasicAuth("cdc", "right-password"))
+	t.Cleanup(es.Close)
+	dsn, _ := martenStore(t)
+	tests := []struct {
+		name, addr, password, want string
+	}{
+		{"fine", es.URL(), "right-password", ""},
+		{"wrong password", es.URL(), "hunter2", "401"},
+		{"unreachable", "http://127.0.0.1:1", "hunter2", "127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeConfig(t, dir, fmt.Sprintf("      - name: search\n        kind: elastic\n        addresses: [%s]\n        index: events\n        username: cdc\n        password: ${ES_PASSWORD}\n        request_timeout: 2s\n", tt.addr))
+			v := startCDC(t, dir, "validate", []string{"CDC_TEST_DSN=" + dsn, "ES_PASSWORD=" + tt.password}, "validate", "--config", cfg)
+			code := v.wait(30 * time.Second)
+			stderr := strings.TrimSpace(v.stderr())
+			if tt.want == "" {
+				if code != 0 {
+					t.Fatalf("validate exited %d: %s", code, stderr)
+				}
+				return
+			}
+			lines := strings.Split(stderr, "\n")
+			if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "sink search: ") || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("validate exited %d with:\n%s\nwant one line about sink search with %q", code, stderr, tt.want)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Fatalf("validate printed the password: %s", stderr)
+			}
+			t.Logf("validate: %s", lines[0])
+		})
+	}
+}

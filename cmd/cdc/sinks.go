@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/config"
+	"github.com/martencdc/cdc/internal/tlsfile"
+	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/elastic"
+	"github.com/martencdc/cdc/sinks/file"
+	"github.com/martencdc/cdc/sinks/kafka"
+	"github.com/martencdc/cdc/sinks/stdout"
+)
+
+// This file turns the sinks of a configuration into cdc.Sink values.
+
+// sinkFactory builds the target of a configured sink. One factory serves all
+// the pipelines of a process, so sinks that share a resource (standard
+// output) share one value.
+type sinkFactory struct {
+	stdoutW io.Writer
+	stdout  *stdout.Sink
+	// wrap, when set, decorates every sink built (the demo counts with it).
+	wrap func(cdc.Sink) cdc.Sink
+	// log receives the sinks' own logs.
+	log *slog.Logger
+}
+
+// preparer is a sink that checks or creates what it needs before the
+// first write (a Kafka topic).
+type preparer interface {
+	Prepare(ctx context.Context) error
+}
+
+// checker is a sink that can say what is wrong with its target, one line
+// per problem, for cdc validate.
+type checker interface {
+	Check(ctx context.Context) []string
+}
+
+// build makes the sink of sc and, when it can, prepares its target: a
+// problem that retrying cannot fix (a missing Kafka topic without
+// create_topics) is an error; one that may pass (an unreachable broker) is
+// logged and left to the pipeline's retries. Elasticsearch refusing the
+// index settings is also fatal.
+func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store storeTraits, log *slog.Logger) (cdc.Sink, error) {
+	s, err := f.raw(sc, store)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := s.(preparer); ok {
+		if err := p.Prepare(ctx); err != nil {
+			if errors.Is(err, kafka.ErrUnknownTopic) || errors.Is(err, elastic.ErrIndexSettings) {
+				_ = s.Close(context.WithoutCancel(ctx))
+				return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+			}
+			log.Warn("sink target not ready; its writes will be retried", "sink", sc.Name, "err", err)
+		}
+	}
+	if f.wrap != nil {
+		s = f.wrap(s)
+	}
+	return s, nil
+}
+
+// storeTraits is what a sink needs to know of the event store it serves.
+type storeTraits struct {
+	// conjoined: conjoined tenancy, where stream ids (and, with tenant
+	// partitioning, seq_ids) are unique only within a tenant.
+	conjoined bool
+}
+
+// detectStore reads the traits of the event store in schema: conjoined
+// tenancy shows as tenant_id in mt_streams' primary key.
+func detectStore(ctx context.Context, pool *pgxpool.Pool, schema string) (storeTraits, error) {
+	var st storeTraits
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND a.attname = 'tenant_id')`,
+		pgx.Identifier{schema, "mt_streams"}.Sanitize()).Scan(&st.conjoined)
+	if err != nil {
+		return st, fmt.Errorf("inspect %s.mt_streams: %w", schema, err)
+	}
+	return st, nil
+}
+
+// raw makes the sink of sc, undecorated and unprepared.
+func (f *sinkFactory) raw(sc *config.Sink, store storeTraits) (s cdc.Sink, err error) {
+	switch o := sc.Options.(type) {
+	case *config.StdoutOptions:
+		if f.stdout == nil {
+			f.stdout = stdout.New(f.stdoutW)
+		}
+		s = sharedSink{f.stdout}
+	case *config.FileOptions:
+		t := o.Template
+		if t == nil {
+			if t, err = route.Parse(o.Path); err != nil {
+				return nil, fmt.Errorf("sink %s: path: %w", sc.Name, err)
+			}
+		}
+		if s, err = file.New(file.Config{Path: t}); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+	case *config.KafkaOptions:
+		kc, err := kafkaConfig(o)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+		kc.Logger = f.log.With("sink", sc.Name)
+		if s, err = kafka.New(kc); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+	case *config.ElasticOptions:
+		ec, err := elasticConfig(o)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+		ec.TenantPrefix = store.conjoined
+		ec.Logger = f.log.With("sink", sc.Name)
+		if s, err = elastic.New(ec); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+	default:
+		return nil, fmt.Errorf("sink %s: kind %q cannot be built", sc.Name, sc.Kind)
+	}
+	return s, nil
+}
+
+// elasticConfig maps an elastic sink's configuration to the sink's; it
+// reads the index settings file.
+func elasticConfig(o *config.ElasticOptions) (elastic.Config, error) {
+	ec := elastic.Config{
+		Addresses:      o.Addresses,
+		Index:          o.IndexTemplate,
+		Mode:           elastic.Mode(o.Mode),
+		Username:       o.Username,
+		Password:       o.Password,
+		APIKey:         o.APIKey,
+		Workers:        o.Workers,
+		FlushBytes:     o.FlushBytes,
+		RequestTimeout: o.RequestTimeout,
+	}
+	if ec.Index == nil {
+		t, err := route.Parse(o.Index)
+		if err != nil {
+			return ec, fmt.Errorf("index: %w", err)
+		}
+		ec.Index = t
+	}
+	if o.IndexSettings != "" {
+		b, err := os.ReadFile(o.IndexSettings)
+		if err != nil {
+			return ec, fmt.Errorf("index_settings: %w", err)
+		}
+		if !json.Valid(b) {
+			return ec, fmt.Errorf("index_settings: %s is not valid JSON", o.IndexSettings)
+		}
+		ec.IndexSettings = b
+	}
+	if o.TLS != nil {
+		tc, err := tlsConfig(o.TLS)
+		if err != nil {
+			return ec, err
+		}
+		ec.TLS = tc
+	}
+	return ec, nil
+}
+
+// tlsConfig loads the files of a tls key.
+func tlsConfig(o *config.TLSOptions) (*tls.Config, error) {
+	tc, err := tlsfile.Files{CAFile: o.CAFile, CertFile: o.CertFile, KeyFile: o.KeyFile,
+		ServerName: o.ServerName, InsecureSkipVerify: o.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tc, nil
+}
+
+// kafkaConfig maps a kafka sink's configuration to the sink's.
+func kafkaConfig(o *config.KafkaOptions) (kafka.Config, error) {
+	kc := kafka.Config{
+		Brokers:                o.Brokers,
+		Topic:                  o.TopicTemplate,
+		Key:                    kafka.Key(o.Key),
+		Partitioner:            kafka.Partitioner(o.Partitioner),
+		Value:                  kafka.Value(o.Value),
+		Compression:            kafka.Compression(o.Compression),
+		CreateTopics:           o.CreateTopics,
+		TopicPartitions:        o.TopicPartitions,
+		TopicReplicationFactor: o.TopicReplicationFactor,
+		MaxMessageBytes:        o.MaxMessageBytes,
+		WriteTimeout:           o.WriteTimeout,
+		ClientID:               o.ClientID,
+	}
+	if kc.Topic == nil {
+		t, err := route.Parse(o.Topic)
+		if err != nil {
+			return kc, fmt.Errorf("topic: %w", err)
+		}
+		kc.Topic = t
+	}
+	if o.TLS != nil {
+		tc, err := tlsConfig(o.TLS)
+		if err != nil {
+			return kc, err
+		}
+		kc.TLS = tc
+	}
+	if o.SASL != nil {
+		kc.SASL = &kafka.SASL{Mechanism: o.SASL.Mechanism, Username: o.SASL.Username, Password: o.SASL.Password}
+	}
+	return kc, nil
+}
+
+// sharedSink lets several pipelines write to one sink without one pipeline's
+// Close closing it for the others.
+type sharedSink struct{ cdc.Sink }
+
+func (sharedSink) Close(context.Context) error { return nil }
