@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -250,14 +252,19 @@ func TestElasticCrash(t *testing.T) {
 }
 
 // TestElasticDeadLetter: a document Elasticsearch refuses for good (a
-// mapping conflict: 400) goes to cdc_dead_letters with the reason, and the
-// sink goes on with the events after it.
+// mapping conflict with the mapping of index_settings: 400) goes to
+// cdc_dead_letters with the reason, and the sink goes on with the events
+// after it.
 func TestElasticDeadLetter(t *testing.T) {
 	es := esfake.New()
 	t.Cleanup(es.Close)
 	dsn, pool := martenStore(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, elasticSinks(es, "        on_error: dead_letter\n"))
+	// An explicit mapping, applied when cdc creates the index: Amount is a
+	// long, so a text Amount is refused.
+	settings := filepath.Join(dir, "es-index.json")
+	mustDo(t, "settings", os.WriteFile(settings, []byte(`{"mappings":{"properties":{"data":{"properties":{"Amount":{"type":"long"}}}}}}`), 0o600))
+	cfg := writeConfig(t, dir, elasticSinks(es, "        on_error: dead_letter\n        index_settings: "+settings+"\n"))
 	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
 	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
 
@@ -267,14 +274,7 @@ func TestElasticDeadLetter(t *testing.T) {
 	e[0].Data = json.RawMessage(`{"Amount": 12}`)
 	e[1].Data = json.RawMessage(`{"Amount": "twelve"}`) // long field: refused
 	e[2].Data = json.RawMessage(`{"Amount": 13}`)
-	// The first document fixes Amount's type (long) before the others come.
-	_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e[:1])
-	mustDo(t, "append", err)
-	pgtest.Eventually(t, 20*time.Second, func() bool {
-		_, ok := es.Doc("helpdesk-incident_noted", e[0].ID)
-		return ok
-	}, "the first event is indexed")
-	for i := 1; i < len(e); i++ {
+	for i := range e {
 		_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e[i:i+1])
 		mustDo(t, "append", err)
 	}
@@ -287,6 +287,9 @@ func TestElasticDeadLetter(t *testing.T) {
 	}
 	if _, ok := es.Doc("helpdesk-incident_noted", e[1].ID); ok {
 		t.Fatal("the refused document is in the index")
+	}
+	if body := es.IndexBody("helpdesk-incident_noted"); !strings.Contains(string(body), `"Amount"`) {
+		t.Fatalf("index created with %s, want the settings file", body)
 	}
 	var id, msg string
 	mustDo(t, "dead letter", pool.QueryRow(t.Context(), `SELECT event_id, error FROM helpdesk.cdc_dead_letters WHERE sink = 'search'`).Scan(&id, &msg))
@@ -340,5 +343,35 @@ func TestElasticValidate(t *testing.T) {
 			}
 			t.Logf("validate: %s", lines[0])
 		})
+	}
+}
+
+// TestElasticConjoined: under conjoined tenancy stream ids are unique only
+// per tenant, so cdc prefixes document ids with the tenant (detected from
+// mt_streams' key): two tenants' streams with the same id stay apart.
+func TestElasticConjoined(t *testing.T) {
+	es := esfake.New()
+	t.Cleanup(es.Close)
+	r := startLayoutWith(t, layoutConfig{layout: marten.LayoutConjoined, schema: "public", sinks: elasticSinks(es, "")})
+	stream := r.store.NewStreamID()
+	var want []string
+	for _, tenant := range []string{"acme", "globex"} {
+		e := marten.SampleEvents(stream, "incident_logged", "incident_closed")
+		e[1].Data = json.RawMessage(`{"Owner":"` + tenant + `"}`)
+		_, _, err := r.store.QuickAppend(t.Context(), r.pool, stream, "incident", tenant, e)
+		mustDo(t, "append", err)
+		want = append(want, marten.IDs(e)...)
+	}
+	r.finish(want[len(want)-1])
+	for _, tenant := range []string{"acme", "globex"} {
+		doc, ok := es.Doc("incidents", tenant+":"+stream)
+		var src map[string]any
+		_ = json.Unmarshal(doc.Source, &src)
+		if !ok || doc.Version != 2 || src["Owner"] != tenant || src["@tenant_id"] != tenant {
+			t.Fatalf("stream document of %s: %v v%d %s", tenant, ok, doc.Version, doc.Source)
+		}
+	}
+	if _, ok := es.Doc("helpdesk-incident_logged", "acme:"+want[0]); !ok {
+		t.Fatalf("event document acme:%s missing; have %v", want[0], maps.Keys(es.Docs("helpdesk-incident_logged")))
 	}
 }
