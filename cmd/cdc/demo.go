@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgcluster"
@@ -26,7 +25,9 @@ const demoSchema = "helpdesk"
 
 // cmdDemo is a self-contained tour: a throwaway PostgreSQL with Marten's
 // schema, concurrent helpdesk writers (some committing late, some rolling
-// back), a pipeline into the stdout sink, and a live view of appended vs
+// back), a pipeline into every sink kind that needs no configuration
+// (stdout; Kafka on in-process kfake brokers; Elasticsearch events and
+// latest modes on an in-process fake), and a live view of appended vs
 // delivered events and lag. It removes everything it started.
 func cmdDemo(ctx context.Context, args []string, e env) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -82,15 +83,22 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintf(e.stderr, "demo: PostgreSQL on port %d, Marten event store in schema %q\n", cluster.Port(), demoSchema)
 
+	targets, err := startDemoTargets()
+	if err != nil {
+		return err
+	}
+	defer targets.close()
+	fmt.Fprintf(e.stderr, "demo: Kafka (3 in-process brokers, kfake) on %s, an Elasticsearch fake on %s\n", targets.kafka.ListenAddrs()[0], targets.es.URL())
+
 	pc := &config.Pipeline{
 		Name:           "helpdesk",
 		Source:         config.Source{DSN: dsn, Schema: demoSchema, Slot: "cdc_helpdesk", Publication: "cdc_helpdesk", Start: config.StartNow},
 		Checkpoints:    config.Checkpoints{DSN: dsn, Schema: demoSchema},
-		Sinks:          []config.Sink{{Name: "stdout", Kind: "stdout", Batch: cdc.BatchPolicy{}.WithDefaults(), Options: &config.StdoutOptions{}}},
+		Sinks:          targets.sinks(),
 		StandbyRetry:   time.Second,
 		StatusInterval: time.Second,
 	}
-	counter := &deliveryCounter{}
+	counter := &deliveryCounters{}
 	sinks := &sinkFactory{stdoutW: e.stdout, wrap: counter.wrap, log: log}
 	rt, err := openRuntime(setupCtx, pc, sinks, nil, instanceID(), false, log)
 	if err != nil {
@@ -145,11 +153,11 @@ loop:
 	if err := <-pipeDone; err != nil {
 		return fmt.Errorf("demo: pipeline: %w", err)
 	}
-	return demoVerdict(setupCtx, e.stderr, pool, w, counter)
+	return demoVerdict(setupCtx, e.stderr, pool, w, counter, targets)
 }
 
 // demoLine prints the live view.
-func demoLine(out io.Writer, elapsed time.Duration, w *demoWriters, c *deliveryCounter, rt *runtime) {
+func demoLine(out io.Writer, elapsed time.Duration, w *demoWriters, c *deliveryCounters, rt *runtime) {
 	appended, delivered := w.committed.Load(), c.count()
 	lag := "0s"
 	if last := c.lastCommit(); appended > delivered && !last.IsZero() {
@@ -161,20 +169,28 @@ func demoLine(out io.Writer, elapsed time.Duration, w *demoWriters, c *deliveryC
 	if slot, err := replication.Slot(ctx, rt.src, rt.cfg.Source.Slot); err == nil && slot.Exists {
 		retained = bytesHuman(slot.RetainedBytes)
 	}
-	fmt.Fprintf(out, "demo: %4.0fs  appended %d (%d committed late, %d rolled back)  delivered %d  lag %d events / %s  slot retains %s\n",
-		elapsed.Seconds(), appended, w.late.Load(), w.rolledBack.Load(), delivered, max(appended-delivered, 0), lag, retained)
+	fmt.Fprintf(out, "demo: %4.0fs  appended %d (%d committed late, %d rolled back)  delivered %s  lag %d events / %s  slot retains %s\n",
+		elapsed.Seconds(), appended, w.late.Load(), w.rolledBack.Load(), c.String(), max(appended-delivered, 0), lag, retained)
 }
 
-// demoVerdict checks what was delivered against mt_events and says so.
-func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demoWriters, c *deliveryCounter) error {
-	var stored int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM helpdesk.mt_events`).Scan(&stored); err != nil {
+// demoVerdict checks what every sink delivered against mt_events, and what
+// Kafka and the Elasticsearch fake hold, and says so.
+func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demoWriters, c *deliveryCounters, t *demoTargets) error {
+	var stored, streams int64
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT stream_id) FROM helpdesk.mt_events`).Scan(&stored, &streams); err != nil {
 		return err
 	}
-	delivered, dups, ordered := c.summary()
-	fmt.Fprintf(out, "demo: %d events committed (mt_events holds %d), %d delivered, %d duplicates, commit order kept: %v; %d rolled-back events never appeared\n",
-		w.committed.Load(), stored, delivered, dups, ordered, w.rolledBackEvents.Load())
-	if int64(delivered) != stored || dups != 0 || !ordered {
+	fmt.Fprintf(out, "demo: %d events committed (mt_events holds %d, in %d streams); %d rolled-back events never appeared\n",
+		w.committed.Load(), stored, streams, w.rolledBackEvents.Load())
+	ok := true
+	for _, name := range c.names() {
+		delivered, dups, ordered := c.summary(name)
+		fmt.Fprintf(out, "demo: sink %-9s delivered %d, %d duplicates, commit order kept: %v\n", name, delivered, dups, ordered)
+		ok = ok && int64(delivered) == stored && dups == 0 && ordered
+	}
+	messages, docs, streamDocs := t.holdings()
+	fmt.Fprintf(out, "demo: Kafka holds %d messages; Elasticsearch holds %d event documents and %d stream documents\n", messages, docs, streamDocs)
+	if !ok || messages != stored || docs != stored || streamDocs != streams {
 		return errors.New("demo: delivery did not match the event store")
 	}
 	fmt.Fprintf(out, "demo: %d transactions took their seq_ids early and committed late; the events committed meanwhile were delivered without waiting for them\n", w.late.Load())
@@ -248,69 +264,4 @@ func (w *demoWriters) writer(ctx context.Context, seed uint64) error {
 		}
 	}
 	return nil
-}
-
-// deliveryCounter wraps the demo's sink to count what it delivered and check
-// the order.
-type deliveryCounter struct {
-	mu       sync.Mutex
-	seen     map[string]int
-	last     cdc.Position
-	ordered  bool
-	n        int64
-	lastTime time.Time
-}
-
-func (c *deliveryCounter) wrap(s cdc.Sink) cdc.Sink { return &countingSink{Sink: s, c: c} }
-
-type countingSink struct {
-	cdc.Sink
-	c *deliveryCounter
-}
-
-func (s *countingSink) Write(ctx context.Context, b cdc.Batch) error {
-	if err := s.Sink.Write(ctx, b); err != nil {
-		return err
-	}
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seen == nil {
-		c.seen = make(map[string]int)
-		c.ordered = true
-	}
-	for _, e := range b.Events {
-		c.seen[e.ID]++
-		if e.Position().Compare(c.last) <= 0 {
-			c.ordered = false
-		}
-		c.last = e.Position()
-		c.lastTime = e.CommitTime
-	}
-	c.n += int64(len(b.Events))
-	return nil
-}
-
-func (c *deliveryCounter) count() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n
-}
-
-func (c *deliveryCounter) lastCommit() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastTime
-}
-
-// summary returns the distinct events delivered, how many were delivered more
-// than once, and whether positions only grew.
-func (c *deliveryCounter) summary() (distinct, dups int, ordered bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, n := range c.seen {
-		distinct++
-		dups += n - 1
-	}
-	return distinct, dups, c.ordered || c.seen == nil
 }

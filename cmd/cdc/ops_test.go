@@ -120,15 +120,21 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-// TestDemo runs the demo briefly: it starts its own PostgreSQL, delivers
-// what its writers commit and checks the result itself.
+// TestDemo runs the demo briefly: it starts its own PostgreSQL, Kafka and
+// Elasticsearch fake, delivers what its writers commit to every sink and
+// checks the result itself (it exits 1 on any mismatch).
 func TestDemo(t *testing.T) {
 	code, out, errOut := runInProcess(t, nil, "demo", "--duration", "3s", "--rate", "100")
 	if code != 0 {
 		t.Fatalf("demo exit %d\n%s", code, errOut)
 	}
-	if !strings.Contains(errOut, "0 duplicates, commit order kept: true") || !strings.Contains(errOut, "PostgreSQL stopped and its files removed") {
-		t.Fatalf("demo summary missing:\n%s", errOut)
+	for _, want := range []string{
+		"sink stdout    delivered", "sink kafka     delivered", "sink search    delivered", "sink incidents delivered",
+		"0 duplicates, commit order kept: true", "Kafka holds", "PostgreSQL stopped and its files removed",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Fatalf("demo summary lacks %q:\n%s", want, errOut)
+		}
 	}
 	if strings.Count(out, "\n") < 50 {
 		t.Fatalf("demo printed %d events", strings.Count(out, "\n"))

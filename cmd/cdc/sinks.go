@@ -31,8 +31,9 @@ import (
 type sinkFactory struct {
 	stdoutW io.Writer
 	stdout  *stdout.Sink
-	// wrap, when set, decorates every sink built (the demo counts with it).
-	wrap func(cdc.Sink) cdc.Sink
+	// wrap, when set, decorates every sink built, given its name (the demo
+	// counts with it).
+	wrap func(name string, s cdc.Sink) cdc.Sink
 	// log receives the sinks' own logs.
 	log *slog.Logger
 }
@@ -69,7 +70,7 @@ func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store storeTra
 		}
 	}
 	if f.wrap != nil {
-		s = f.wrap(s)
+		s = f.wrap(sc.Name, s)
 	}
 	return s, nil
 }
