@@ -48,6 +48,18 @@ type SinkConfig struct {
 	Batch   cdc.BatchPolicy // zero fields get the defaults
 	Filter  Filter          // which events the sink receives
 	OnError OnError         // what to do with a rejected event
+	// Resume, when set, is the sink's own checkpoint, committed with its
+	// writes (the Postgres sink's, in the target database): after a crash
+	// it may be ahead of the checkpoint table, and the sink then resumes
+	// from it, so nothing it committed is written twice.
+	Resume Resumer
+}
+
+// Resumer reads a checkpoint a sink keeps itself, in its target.
+type Resumer interface {
+	// Checkpoint returns the position of the last event the target has
+	// committed, and false when it has none.
+	Checkpoint(ctx context.Context) (cdc.Position, bool, error)
 }
 
 // Config describes a pipeline.
@@ -199,6 +211,19 @@ func (p *Pipeline) Open(ctx context.Context) error {
 	}
 	for _, r := range p.runners {
 		cp, ok := cps[r.name]
+		if r.resume != nil {
+			own, has, err := r.resume.Checkpoint(ctx)
+			if err != nil {
+				return fmt.Errorf("pipeline %s: sink %s: read its checkpoint: %w", p.cfg.Name, r.name, err)
+			}
+			if has && own.Compare(cp.Position) > 0 {
+				// The target committed past the checkpoint table (a crash
+				// between the two): skip what it has.
+				p.log.Info("sink's own checkpoint is ahead of the checkpoint table; it resumes from its own", "sink", r.name,
+					"own", own.String(), "table", cp.Position.String())
+				cp.Position, ok = own, true
+			}
+		}
 		if !p.opened {
 			// Before the first chunk, the runner is idle: set its
 			// starting point directly so Confirmable sees it at once.

@@ -42,6 +42,7 @@ type runner struct {
 	policy  cdc.BatchPolicy
 	filter  *matcher
 	onError OnError
+	resume  Resumer
 	log     *slog.Logger
 
 	in        chan []item
@@ -86,6 +87,7 @@ func newRunner(p *Pipeline, sc SinkConfig, m *matcher) *runner {
 		policy:  sc.Batch.WithDefaults(),
 		filter:  m,
 		onError: sc.OnError,
+		resume:  sc.Resume,
 		log:     p.log.With("sink", sc.Name),
 		in:      make(chan []item, p.cfg.QueueChunks),
 		done:    make(chan struct{}),
