@@ -38,6 +38,7 @@ var sinkKinds = []sinkKind{
 	},
 	kafkaKind,
 	elasticKind,
+	postgresKind,
 }
 
 // FileOptions configures a "file" sink, which appends one JSON envelope per
@@ -76,7 +77,7 @@ func (m *mapping) template(key string, req bool) (text string, t *route.Template
 }
 
 // plannedSinkKinds are specified (SPEC §4) but not built yet.
-var plannedSinkKinds = []string{"postgres"}
+var plannedSinkKinds = []string{}
 
 // commonSinkKeys are the keys every sink kind accepts.
 var commonSinkKeys = []string{"name", "kind", "include", "exclude", "tenants", "batch", "on_error"}

@@ -561,19 +561,7 @@ pipeline: []
         kind: stdot
         whatever: 1
 `,
-			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file, kafka, elastic)`},
-		},
-		{
-			name: "kinds not available yet",
-			doc: `pipelines:
-  - name: a
-    source: {dsn: x}
-    sinks:
-      - {name: readmodel, kind: postgres}
-`,
-			want: []string{
-				`cdc.yaml:5: pipelines[0].sinks[0].kind: kind "postgres" is not available in this version (available: stdout, file, kafka, elastic)`,
-			},
+			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file, kafka, elastic, postgres)`},
 		},
 		{
 			name: "wrong structure",
@@ -680,7 +668,7 @@ pipeline: []
 				`cdc.yaml:7: pipelines[0].sinks[0].batch.max_events: must be greater than 0, got -1`,
 				`cdc.yaml:8: pipelines[1].name: duplicate pipeline name "a" (first at pipelines[0], line 2)`,
 				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval)`,
-				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic)`,
+				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic, postgres)`,
 			},
 		},
 	}
@@ -746,7 +734,7 @@ func TestParseErrorsHideSecrets(t *testing.T) {
 }
 
 func TestSinkKinds(t *testing.T) {
-	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file", "kafka", "elastic"}) {
+	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file", "kafka", "elastic", "postgres"}) {
 		t.Errorf("SinkKinds() = %q", got)
 	}
 	for _, k := range sinkKinds {

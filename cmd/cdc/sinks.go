@@ -16,10 +16,12 @@ import (
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/internal/tlsfile"
+	"github.com/martencdc/cdc/pipeline"
 	"github.com/martencdc/cdc/route"
 	"github.com/martencdc/cdc/sinks/elastic"
 	"github.com/martencdc/cdc/sinks/file"
 	"github.com/martencdc/cdc/sinks/kafka"
+	"github.com/martencdc/cdc/sinks/postgres"
 	"github.com/martencdc/cdc/sinks/stdout"
 )
 
@@ -55,16 +57,17 @@ type checker interface {
 // create_topics) is an error; one that may pass (an unreachable broker) is
 // logged and left to the pipeline's retries. Elasticsearch refusing the
 // index settings is also fatal.
-func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store storeTraits, log *slog.Logger) (cdc.Sink, error) {
-	s, err := f.raw(sc, store)
+func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store sinkContext, log *slog.Logger) (cdc.Sink, pipeline.Resumer, error) {
+	s, err := f.raw(ctx, sc, store)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	resume, _ := s.(pipeline.Resumer)
 	if p, ok := s.(preparer); ok {
 		if err := p.Prepare(ctx); err != nil {
 			if errors.Is(err, kafka.ErrUnknownTopic) || errors.Is(err, elastic.ErrIndexSettings) {
 				_ = s.Close(context.WithoutCancel(ctx))
-				return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+				return nil, nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 			}
 			log.Warn("sink target not ready; its writes will be retried", "sink", sc.Name, "err", err)
 		}
@@ -72,11 +75,13 @@ func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store storeTra
 	if f.wrap != nil {
 		s = f.wrap(sc.Name, s)
 	}
-	return s, nil
+	return s, resume, nil
 }
 
-// storeTraits is what a sink needs to know of the event store it serves.
-type storeTraits struct {
+// sinkContext is what a sink needs to know of the pipeline and the event
+// store it serves.
+type sinkContext struct {
+	pipeline string
 	// conjoined: conjoined tenancy, where stream ids (and, with tenant
 	// partitioning, seq_ids) are unique only within a tenant.
 	conjoined bool
@@ -84,8 +89,8 @@ type storeTraits struct {
 
 // detectStore reads the traits of the event store in schema: conjoined
 // tenancy shows as tenant_id in mt_streams' primary key.
-func detectStore(ctx context.Context, pool *pgxpool.Pool, schema string) (storeTraits, error) {
-	var st storeTraits
+func detectStore(ctx context.Context, pool *pgxpool.Pool, name, schema string) (sinkContext, error) {
+	st := sinkContext{pipeline: name}
 	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND a.attname = 'tenant_id')`,
@@ -97,7 +102,7 @@ WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND a.attname = 'tenant_id
 }
 
 // raw makes the sink of sc, undecorated and unprepared.
-func (f *sinkFactory) raw(sc *config.Sink, store storeTraits) (s cdc.Sink, err error) {
+func (f *sinkFactory) raw(ctx context.Context, sc *config.Sink, store sinkContext) (s cdc.Sink, err error) {
 	switch o := sc.Options.(type) {
 	case *config.StdoutOptions:
 		if f.stdout == nil {
@@ -133,10 +138,50 @@ func (f *sinkFactory) raw(sc *config.Sink, store storeTraits) (s cdc.Sink, err e
 		if s, err = elastic.New(ec); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
+	case *config.PostgresOptions:
+		if s, err = postgresSink(ctx, sc.Name, o, store, f.log.With("sink", sc.Name)); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
 	default:
 		return nil, fmt.Errorf("sink %s: kind %q cannot be built", sc.Name, sc.Kind)
 	}
 	return s, nil
+}
+
+// postgresSink makes a postgres sink with its own connection pool to the
+// target, closed with the sink.
+func postgresSink(ctx context.Context, name string, o *config.PostgresOptions, store sinkContext, log *slog.Logger) (cdc.Sink, error) {
+	pc := postgres.Config{Pipeline: store.pipeline, Sink: name, Mode: postgres.Mode(o.Mode), Table: o.Table, Logger: log}
+	for _, p := range o.Projections {
+		r, err := postgres.SQL(p.Name, p.On, p.SQL...)
+		if err != nil {
+			return nil, err
+		}
+		pc.Routes = append(pc.Routes, r)
+	}
+	pool, err := newPool(ctx, o.DSN, "dsn")
+	if err != nil {
+		return nil, err
+	}
+	pc.Pool = pool
+	s, err := postgres.New(pc)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &ownedPool{Sink: s, pool: pool}, nil
+}
+
+// ownedPool is a postgres sink that closes its pool with it.
+type ownedPool struct {
+	*postgres.Sink
+	pool *pgxpool.Pool
+}
+
+func (o *ownedPool) Close(ctx context.Context) error {
+	err := o.Sink.Close(ctx)
+	o.pool.Close()
+	return err
 }
 
 // elasticConfig maps an elastic sink's configuration to the sink's; it

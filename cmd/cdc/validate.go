@@ -83,7 +83,7 @@ func validateSinks(ctx context.Context, pc *config.Pipeline) []string {
 	var problems []string
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
-		s, err := f.raw(sc, storeTraits{})
+		s, err := f.raw(ctx, sc, sinkContext{pipeline: pc.Name})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

@@ -168,13 +168,13 @@ func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m
 		Instance:    instance,
 		Logger:      log,
 	}
-	traits, err := detectStore(ctx, rt.src, pc.Source.Schema)
+	traits, err := detectStore(ctx, rt.src, pc.Name, pc.Source.Schema)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", pc.Name, err)
 	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
-		target, err := sinks.build(ctx, sc, traits, log)
+		target, resume, err := sinks.build(ctx, sc, traits, log)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", pc.Name, err)
 		}
@@ -201,6 +201,7 @@ func openRuntime(ctx context.Context, pc *config.Pipeline, sinks *sinkFactory, m
 			Batch:   sc.Batch,
 			Filter:  pipeline.Filter{Include: sc.Include, Exclude: sc.Exclude, Tenants: sc.Tenants},
 			OnError: onError,
+			Resume:  resume,
 		})
 	}
 	if rt.pipeline, err = pipeline.New(pcfg); err != nil {
