@@ -223,3 +223,53 @@ func TestPostgresValidate(t *testing.T) {
 	}
 	t.Logf("validate: %s", lines[0])
 }
+
+// TestPostgresEventsMode: mode events copies every committed event into a
+// table of the target, created by cdc, once each, with the envelope's
+// columns.
+func TestPostgresEventsMode(t *testing.T) {
+	dsn, pool := martenStore(t)
+	targetDSN, target := readModelTarget(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `      - name: archive
+        kind: postgres
+        dsn: ${CDC_TEST_TARGET}
+        mode: events
+        table: archive.events
+`)
+	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	w := startWriters(t, pool, 2, time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(run.out) >= 200 }, "events flow")
+	w.halt()
+	w.check(t)
+	committed, _ := w.snapshot()
+	pgtest.Eventually(t, 30*time.Second, func() bool {
+		var n int
+		_ = target.QueryRow(t.Context(), `SELECT count(*) FROM archive.events`).Scan(&n)
+		return n == len(committed)
+	}, "every committed event archived")
+	if code := run.stop(); code != 0 {
+		t.Fatalf("cdc exited %d", code)
+	}
+	lines := stdoutLines(t, run.out)
+	rows, err := target.Query(t.Context(), `SELECT id::text, seq_id, stream_id, version, type, data::text, lsn::text FROM archive.events`)
+	mustDo(t, "archive", err)
+	defer rows.Close()
+	for rows.Next() {
+		var d delivered
+		var data string
+		mustDo(t, "scan", rows.Scan(&d.ID, &d.SeqID, &d.StreamID, &d.Version, &d.Type, &data, &d.LSN))
+		var want delivered
+		var env struct {
+			Data json.RawMessage `json:"data"`
+		}
+		mustDo(t, "line", json.Unmarshal([]byte(lines[d.ID]), &want))
+		mustDo(t, "line", json.Unmarshal([]byte(lines[d.ID]), &env))
+		want.lsn, d.lsn = 0, 0
+		if !committed[d.ID] || d != want || compactJSON(json.RawMessage(data)) != compactJSON(env.Data) {
+			t.Fatalf("archived %+v %s, want %+v %s", d, data, want, env.Data)
+		}
+	}
+	mustDo(t, "rows", rows.Err())
+}
