@@ -11,12 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgcluster"
 	"github.com/martencdc/cdc/replication"
+	"github.com/martencdc/cdc/sinks/postgres"
+	"github.com/martencdc/cdc/sinks/postgres/helpdesktest"
 )
 
 // demoSchema is where the demo's Marten event store lives: not public, as in
@@ -25,10 +29,10 @@ const demoSchema = "helpdesk"
 
 // cmdDemo is a self-contained tour: a throwaway PostgreSQL with Marten's
 // schema, concurrent helpdesk writers (some committing late, some rolling
-// back), a pipeline into every sink kind that needs no configuration
-// (stdout; Kafka on in-process kfake brokers; Elasticsearch events and
-// latest modes on an in-process fake), and a live view of appended vs
-// delivered events and lag. It removes everything it started.
+// back), a pipeline into every sink kind (stdout; Kafka on in-process kfake
+// brokers; Elasticsearch events and latest modes on an in-process fake; the
+// helpdesk read models in the demo database), and a live view of appended
+// vs delivered events and lag. It removes everything it started.
 func cmdDemo(ctx context.Context, args []string, e env) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C)")
@@ -81,6 +85,9 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	if err := marten.Install(setupCtx, pool, demoSchema); err != nil {
 		return fmt.Errorf("demo: install Marten's schema: %w", err)
 	}
+	if _, err := pool.Exec(setupCtx, postgres.Helpdesk.DDL); err != nil {
+		return fmt.Errorf("demo: create the read-model tables: %w", err)
+	}
 	fmt.Fprintf(e.stderr, "demo: PostgreSQL on port %d, Marten event store in schema %q\n", cluster.Port(), demoSchema)
 
 	targets, err := startDemoTargets()
@@ -94,7 +101,7 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 		Name:           "helpdesk",
 		Source:         config.Source{DSN: dsn, Schema: demoSchema, Slot: "cdc_helpdesk", Publication: "cdc_helpdesk", Start: config.StartNow},
 		Checkpoints:    config.Checkpoints{DSN: dsn, Schema: demoSchema},
-		Sinks:          targets.sinks(),
+		Sinks:          targets.sinks(dsn),
 		StandbyRetry:   time.Second,
 		StatusInterval: time.Second,
 	}
@@ -190,7 +197,17 @@ func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demo
 	}
 	messages, docs, streamDocs := t.holdings()
 	fmt.Fprintf(out, "demo: Kafka holds %d messages; Elasticsearch holds %d event documents and %d stream documents\n", messages, docs, streamDocs)
-	if !ok || messages != stored || docs != stored || streamDocs != streams {
+	models, err := helpdesktest.Read(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("demo: read the read models: %w", err)
+	}
+	events, err := demoEvents(ctx, pool)
+	if err != nil {
+		return err
+	}
+	diff := helpdesktest.Diff(helpdesktest.Recompute(events), models)
+	fmt.Fprintf(out, "demo: the read models (incident_details, incident_short_info, customer_incidents_summary) equal a recomputation from mt_events: %v\n", diff == "")
+	if !ok || messages != stored || docs != stored || streamDocs != streams || diff != "" {
 		return errors.New("demo: delivery did not match the event store")
 	}
 	fmt.Fprintf(out, "demo: %d transactions took their seq_ids early and committed late; the events committed meanwhile were delivered without waiting for them\n", w.late.Load())
@@ -264,4 +281,25 @@ func (w *demoWriters) writer(ctx context.Context, seed uint64) error {
 		}
 	}
 	return nil
+}
+
+// demoEvents reads the demo's events from mt_events, in stream order, for
+// recomputing the read models.
+func demoEvents(ctx context.Context, pool *pgxpool.Pool) ([]*cdc.Event, error) {
+	rows, err := pool.Query(ctx, `SELECT id::text, seq_id, stream_id::text, version, type, tenant_id, timestamp, data::text
+FROM helpdesk.mt_events ORDER BY stream_id, version`)
+	if err != nil {
+		return nil, fmt.Errorf("demo: read mt_events: %w", err)
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*cdc.Event, error) {
+		e := &cdc.Event{}
+		var data string
+		err := r.Scan(&e.ID, &e.SeqID, &e.StreamID, &e.Version, &e.Type, &e.TenantID, &e.Timestamp, &data)
+		e.Data = []byte(data)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo: read mt_events: %w", err)
+	}
+	return events, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/postgres"
 )
 
 // demoTargets are the demo's in-process Kafka cluster (kfake, the real wire
@@ -46,8 +47,13 @@ const (
 )
 
 // sinks are the demo pipeline's sinks: stdout, Kafka (a topic per type),
-// Elasticsearch per event and per stream.
-func (t *demoTargets) sinks() []config.Sink {
+// Elasticsearch per event and per stream, and the helpdesk read models in
+// the demo database (dsn).
+func (t *demoTargets) sinks(dsn string) []config.Sink {
+	var projections []config.ProjectionOptions
+	for _, r := range postgres.Helpdesk.Routes {
+		projections = append(projections, config.ProjectionOptions{Name: r.Name, On: r.On, SQL: r.SQL})
+	}
 	batch := cdc.BatchPolicy{}.WithDefaults()
 	return []config.Sink{
 		{Name: "stdout", Kind: "stdout", Batch: batch, Options: &config.StdoutOptions{}},
@@ -58,6 +64,8 @@ func (t *demoTargets) sinks() []config.Sink {
 			Addresses: []string{t.es.URL()}, Index: demoIndexPrefix + "{{.Type}}", IndexTemplate: route.MustParse(demoIndexPrefix + "{{.Type}}"), Mode: "events"}},
 		{Name: "incidents", Kind: "elastic", Batch: batch, Options: &config.ElasticOptions{
 			Addresses: []string{t.es.URL()}, Index: demoStreamIndex, IndexTemplate: route.MustParse(demoStreamIndex), Mode: "latest"}},
+		{Name: "readmodel", Kind: "postgres", Batch: batch, Options: &config.PostgresOptions{
+			DSN: dsn, Mode: "projections", Projections: projections}},
 	}
 }
 

@@ -129,7 +129,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo exit %d\n%s", code, errOut)
 	}
 	for _, want := range []string{
-		"sink stdout    delivered", "sink kafka     delivered", "sink search    delivered", "sink incidents delivered",
+		"sink stdout    delivered", "sink kafka     delivered", "sink search    delivered", "sink incidents delivered", "sink readmodel delivered",
+		"equal a recomputation from mt_events: true",
 		"0 duplicates, commit order kept: true", "Kafka holds", "PostgreSQL stopped and its files removed",
 	} {
 		if !strings.Contains(errOut, want) {
