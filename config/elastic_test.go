@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,21 +75,7 @@ func TestParseElasticSink(t *testing.T) {
 			env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 			cfg, err := Parse("cdc.yaml", []byte(fileSinkDoc("elastic", tt.keys)), env)
 			if tt.errs != nil {
-				if err == nil {
-					t.Fatal("no error")
-				}
-				got := strings.Split(err.Error(), "\n")
-				for _, w := range tt.errs {
-					if !slicesHasPrefix(got, w) {
-						t.Errorf("error lacks a line starting %q; got:\n%s", w, err)
-					}
-				}
-				if len(got) != len(tt.errs) {
-					t.Errorf("%d error lines, want %d:\n%s", len(got), len(tt.errs), err)
-				}
-				if strings.Contains(err.Error(), "hunter2") {
-					t.Errorf("error shows the password:\n%s", err)
-				}
+				checkErrorLines(t, err, tt.errs, "hunter2")
 				return
 			}
 			if err != nil {
@@ -109,11 +96,23 @@ func TestParseElasticSink(t *testing.T) {
 	}
 }
 
-func slicesHasPrefix(lines []string, prefix string) bool {
-	for _, l := range lines {
-		if strings.HasPrefix(l, prefix) {
-			return true
+// checkErrorLines fails unless err has exactly one line starting with each
+// of want, and does not show secret.
+func checkErrorLines(t *testing.T, err error, want []string, secret string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("error lacks a line starting %q; got:\n%s", w, err)
 		}
 	}
-	return false
+	if len(got) != len(want) {
+		t.Errorf("%d error lines, want %d:\n%s", len(got), len(want), err)
+	}
+	if secret != "" && strings.Contains(err.Error(), secret) {
+		t.Errorf("error shows the secret:\n%s", err)
+	}
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -71,18 +70,7 @@ func TestParsePostgresSink(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := Parse("cdc.yaml", []byte(fileSinkDoc("postgres", tt.keys)), func(string) (string, bool) { return "", false })
 			if tt.errs != nil {
-				if err == nil {
-					t.Fatal("no error")
-				}
-				got := strings.Split(err.Error(), "\n")
-				for _, w := range tt.errs {
-					if !slicesHasPrefix(got, w) {
-						t.Errorf("error lacks a line starting %q; got:\n%s", w, err)
-					}
-				}
-				if len(got) != len(tt.errs) {
-					t.Errorf("%d error lines, want %d:\n%s", len(got), len(tt.errs), err)
-				}
+				checkErrorLines(t, err, tt.errs, "hunter2")
 				return
 			}
 			if err != nil {

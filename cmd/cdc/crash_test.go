@@ -17,8 +17,7 @@ func TestCrashResume(t *testing.T) {
 	cfg := writeConfig(t, dir, "")
 	env := []string{"CDC_TEST_DSN=" + dsn}
 
-	first := startCDC(t, dir, "first", env, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == first.pid() || first.wait0() }, "first run streams")
+	first := startStreaming(t, dir, "first", env, cfg, pool)
 	w := startWriters(t, pool, 4, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(first.out) >= 400 }, "first run delivers")
 	first.kill()

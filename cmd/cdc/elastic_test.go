@@ -183,8 +183,7 @@ func TestElasticModes(t *testing.T) {
 	dsn, pool := martenStore(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, elasticSinks(es, ""))
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 	w := startWriters(t, pool, 2, 2*time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= 200 }, "elasticsearch receives documents")
 	// A storm: a quarter of all items refused with 429 until 300 were,
@@ -231,8 +230,7 @@ func TestElasticCrash(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, elasticSinks(es, ""))
 	env := []string{"CDC_TEST_DSN=" + dsn}
-	first := startCDC(t, dir, "first", env, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == first.pid() || first.wait0() }, "first run streams")
+	first := startStreaming(t, dir, "first", env, cfg, pool)
 	w := startWriters(t, pool, 4, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= 400 }, "first run indexes")
 	first.kill()
@@ -265,8 +263,7 @@ func TestElasticDeadLetter(t *testing.T) {
 	settings := filepath.Join(dir, "es-index.json")
 	mustDo(t, "settings", os.WriteFile(settings, []byte(`{"mappings":{"properties":{"data":{"properties":{"Amount":{"type":"long"}}}}}}`), 0o600))
 	cfg := writeConfig(t, dir, elasticSinks(es, "        on_error: dead_letter\n        index_settings: "+settings+"\n"))
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 
 	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
 	s := store.NewStreamID()

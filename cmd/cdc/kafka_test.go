@@ -171,8 +171,7 @@ func TestKafkaDelivery(t *testing.T) {
         batch: {max_events: 500, max_wait: 5ms}
 `, kafkaYAML(kc)))
 	k := consume(t, kc, `^helpdesk\..*`)
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 	w := startWriters(t, pool, 4, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return len(k.snapshot()) >= 300 }, "kafka receives events")
 	w.halt()
@@ -267,8 +266,7 @@ func TestKafkaCrash(t *testing.T) {
 `, kafkaYAML(kc)))
 	k := consume(t, kc, `^helpdesk\.events$`)
 	env := []string{"CDC_TEST_DSN=" + dsn}
-	first := startCDC(t, dir, "first", env, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == first.pid() || first.wait0() }, "first run streams")
+	first := startStreaming(t, dir, "first", env, cfg, pool)
 	w := startWriters(t, pool, 4, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return len(k.snapshot()) >= 400 }, "first run produces")
 	first.kill()
@@ -325,8 +323,7 @@ func TestKafkaOutage(t *testing.T) {
         write_timeout: 2s
 `, kafkaYAML(kc)))
 	k := consume(t, kc, `^helpdesk\.events$`)
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 	w := startWriters(t, pool, 2, 2*time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return len(k.snapshot()) >= 100 }, "kafka receives events")
 
@@ -516,8 +513,7 @@ func TestKafkaPoisonEvent(t *testing.T) {
         on_error: dead_letter
 `, kafkaYAML(kc)))
 	k := consume(t, kc, `^helpdesk\.events$`)
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 
 	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
 	s := store.NewStreamID()

@@ -86,6 +86,15 @@ func startCDC(t *testing.T, dir, tag string, env []string, args ...string) *chil
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
+// startStreaming is startCDC for `cdc run --config cfg` that returns once
+// this process streams from the helpdesk slot of the database of pool.
+func startStreaming(t *testing.T, dir, tag string, env []string, cfg string, pool *pgxpool.Pool) *child {
+	t.Helper()
+	c := startCDC(t, dir, tag, env, "run", "--config", cfg)
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == c.pid() || c.wait0() }, "%s streams", tag)
+	return c
+}
+
 // kill ends the process with SIGKILL: no flush, no checkpoint.
 func (c *child) kill() {
 	c.t.Helper()

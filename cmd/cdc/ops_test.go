@@ -38,8 +38,7 @@ func TestValidateStatusTeardown(t *testing.T) {
 		t.Fatalf("validate: exit %d\n%s%s", code, out, errOut)
 	}
 
-	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == c.pid() || c.wait0() }, "streams")
+	c := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 	w := startWriters(t, pool, 2, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(c.out) >= 50 }, "delivers")
 	w.halt()

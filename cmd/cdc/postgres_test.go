@@ -104,8 +104,7 @@ func TestPostgresReadModels(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, readModelSink(t, ""))
 	env := []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}
-	first := startCDC(t, dir, "first", env, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == first.pid() || first.wait0() }, "first run streams")
+	first := startStreaming(t, dir, "first", env, cfg, pool)
 	w := startWriters(t, pool, 4, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(first.out) >= 600 }, "first run projects")
 	first.kill()
@@ -156,8 +155,7 @@ func TestPostgresPoisonAndInjection(t *testing.T) {
             on: [note_added]
             sql: insert into notes (id, body) values ($id, $data->>'Body')
 `)
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, cfg, pool)
 	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
 	s := store.NewStreamID()
 	bodies := []string{"first", "poison", `'); DROP TABLE notes; --`, `$1 $data ${x} {{.Type}}`, "last"}
@@ -237,8 +235,7 @@ func TestPostgresEventsMode(t *testing.T) {
         mode: events
         table: archive.events
 `)
-	run := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, "run", "--config", cfg)
-	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "cdc streams")
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, cfg, pool)
 	w := startWriters(t, pool, 2, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(run.out) >= 200 }, "events flow")
 	w.halt()

@@ -73,8 +73,7 @@ func TestSignalFlush(t *testing.T) {
 			dsn, pool := martenStore(t)
 			dir := t.TempDir()
 			cfg := writeConfig(t, dir, "")
-			c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg)
-			pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == c.pid() || c.wait0() }, "streams")
+			c := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 			w := startWriters(t, pool, 2, time.Millisecond)
 			pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(c.out) >= 100 }, "delivers")
 			var code int
