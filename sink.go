@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -74,3 +75,19 @@ func (e *RejectedError) Error() string {
 }
 
 func (e *RejectedError) Unwrap() error { return e.Err }
+
+// ErrMisconfigured matches the errors a sink returns when its target is set
+// up in a way that retrying cannot fix (a missing Kafka topic without
+// create_topics, index settings Elasticsearch refuses): a sink checked at
+// start up is then not started, while other failures are retried. Sinks
+// declare such errors with Misconfigured.
+var ErrMisconfigured = errors.New("the sink's target is misconfigured")
+
+// Misconfigured returns a sentinel error with message msg that matches
+// ErrMisconfigured under errors.Is.
+func Misconfigured(msg string) error { return misconfigured{msg} }
+
+type misconfigured struct{ msg string }
+
+func (e misconfigured) Error() string      { return e.msg }
+func (misconfigured) Is(target error) bool { return target == ErrMisconfigured }

@@ -47,13 +47,7 @@ var elasticKind = sinkKind{
 		"workers", "flush_bytes", "request_timeout", "tls"},
 	decode: func(m *mapping) SinkOptions {
 		o := &ElasticOptions{Mode: "events"}
-		if v, ok := m.strs("addresses", httpURL); ok && len(v) > 0 {
-			o.Addresses = v
-		} else if _, present := m.get("addresses"); !present {
-			m.required("addresses")
-		} else if ok {
-			m.d.addf(m.valueLine("addresses"), join(m.path, "addresses"), "must list at least one address")
-		}
+		o.Addresses = m.requiredStrs("addresses", httpURL, "address")
 		o.Index, o.IndexTemplate, _ = m.template("index", true)
 		if v, ok := oneOf(m, "mode", "events", "latest"); ok {
 			o.Mode = v

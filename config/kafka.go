@@ -77,13 +77,7 @@ var kafkaKind = sinkKind{
 		"client_id", "tls", "sasl"},
 	decode: func(m *mapping) SinkOptions {
 		o := &KafkaOptions{Key: "stream_id", Partitioner: "murmur2", Value: "envelope", Compression: "none"}
-		if v, ok := m.strs("brokers", hostPort); ok && len(v) > 0 {
-			o.Brokers = v
-		} else if _, present := m.get("brokers"); !present {
-			m.required("brokers")
-		} else if ok {
-			m.d.addf(m.valueLine("brokers"), join(m.path, "brokers"), "must list at least one broker")
-		}
+		o.Brokers = m.requiredStrs("brokers", hostPort, "broker")
 		o.Topic, o.TopicTemplate, _ = m.template("topic", true)
 		if v, ok := oneOf(m, "key", "stream_id", "id", "tenant_id"); ok {
 			o.Key = v
@@ -158,6 +152,24 @@ func hostPort(s string) string {
 		return "want host:port with a port from 1 to 65535, got " + quote(s)
 	}
 	return ""
+}
+
+// requiredStrs returns the non-empty list of strings at key, each checked
+// by check; an absent key, an empty list (naming what it lists) and bad
+// items are reported, and give nil.
+func (m *mapping) requiredStrs(key string, check func(string) string, what string) []string {
+	v, ok := m.strs(key, check)
+	switch {
+	case ok && len(v) > 0:
+		return v
+	case !ok:
+		if _, present := m.get(key); !present {
+			m.required(key)
+		}
+	default:
+		m.d.addf(m.valueLine(key), join(m.path, key), "must list at least one %s", what)
+	}
+	return nil
 }
 
 // boolean returns the boolean at key (true/false, YAML's spellings).

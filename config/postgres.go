@@ -79,16 +79,7 @@ func decodeProjection(m *mapping, i int) (ProjectionOptions, bool) {
 	if name, ok := m.str("name", false, nil); ok && name != "" {
 		p.Name = name
 	}
-	on, ok := m.strs("on", checkGlob)
-	switch {
-	case !ok:
-		if _, present := m.get("on"); !present {
-			m.required("on")
-		}
-	case len(on) == 0:
-		m.d.addf(m.valueLine("on"), join(m.path, "on"), "must list at least one event-type glob")
-	}
-	p.On = on
+	p.On = m.requiredStrs("on", checkGlob, "event-type glob")
 	f, present := m.get("sql")
 	switch {
 	case !present:

@@ -11,10 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgcluster"
@@ -201,9 +199,9 @@ func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demo
 	if err != nil {
 		return fmt.Errorf("demo: read the read models: %w", err)
 	}
-	events, err := demoEvents(ctx, pool)
+	events, err := marten.Events(ctx, pool, demoSchema)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
 	diff := helpdesktest.Diff(helpdesktest.Recompute(events), models)
 	fmt.Fprintf(out, "demo: the read models (incident_details, incident_short_info, customer_incidents_summary) equal a recomputation from mt_events: %v\n", diff == "")
@@ -281,25 +279,4 @@ func (w *demoWriters) writer(ctx context.Context, seed uint64) error {
 		}
 	}
 	return nil
-}
-
-// demoEvents reads the demo's events from mt_events, in stream order, for
-// recomputing the read models.
-func demoEvents(ctx context.Context, pool *pgxpool.Pool) ([]*cdc.Event, error) {
-	rows, err := pool.Query(ctx, `SELECT id::text, seq_id, stream_id::text, version, type, tenant_id, timestamp, data::text
-FROM helpdesk.mt_events ORDER BY stream_id, version`)
-	if err != nil {
-		return nil, fmt.Errorf("demo: read mt_events: %w", err)
-	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*cdc.Event, error) {
-		e := &cdc.Event{}
-		var data string
-		err := r.Scan(&e.ID, &e.SeqID, &e.StreamID, &e.Version, &e.Type, &e.TenantID, &e.Timestamp, &data)
-		e.Data = []byte(data)
-		return e, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("demo: read mt_events: %w", err)
-	}
-	return events, nil
 }

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgtest"
@@ -35,31 +35,6 @@ func elasticSinks(es *esfake.Server, extra string) string {
         mode: latest
         batch: {max_events: 200, max_wait: 5ms}
 %[2]s`, es.URL(), extra)
-}
-
-// storeRow is a row of helpdesk.mt_events.
-type storeRow struct {
-	id, stream, typ, tenant string
-	seq, version            int64
-	ts                      time.Time
-	data                    json.RawMessage
-}
-
-// storeRows reads every event of helpdesk.mt_events in stream order.
-func storeRows(t *testing.T, pool *pgxpool.Pool) []storeRow {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT id::text, stream_id::text, type, tenant_id, seq_id, version, timestamp, data::text
-FROM helpdesk.mt_events WHERE type <> 'tombstone' ORDER BY stream_id, version`)
-	mustDo(t, "read mt_events", err)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storeRow, error) {
-		var s storeRow
-		var data string
-		err := r.Scan(&s.id, &s.stream, &s.typ, &s.tenant, &s.seq, &s.version, &s.ts, &data)
-		s.data = json.RawMessage(data)
-		return s, err
-	})
-	mustDo(t, "read mt_events", err)
-	return out
 }
 
 // mergePatch applies patch to doc as RFC 7386 says: objects merge
@@ -90,16 +65,16 @@ func mergePatch(doc, patch any) any {
 // latestDocs recomputes from mt_events what the latest-mode index must
 // hold: per stream, the merge of its events' data in version order, with
 // the metadata of the last one.
-func latestDocs(t *testing.T, rows []storeRow) map[string]map[string]any {
+func latestDocs(t *testing.T, events []*cdc.Event) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
-	for _, r := range rows {
+	for _, e := range events {
 		var data any
-		mustDo(t, "data", json.Unmarshal(r.data, &data))
-		doc, _ := mergePatch(out[r.stream], data).(map[string]any)
-		doc["@stream_id"], doc["@type"], doc["@version"], doc["@tenant_id"] = r.stream, r.typ, float64(r.version), r.tenant
-		doc["@timestamp"] = r.ts.UTC().Format(time.RFC3339Nano)
-		out[r.stream] = doc
+		mustDo(t, "data", json.Unmarshal(e.Data, &data))
+		doc, _ := mergePatch(out[e.StreamID], data).(map[string]any)
+		doc["@stream_id"], doc["@type"], doc["@version"], doc["@tenant_id"] = e.StreamID, e.Type, float64(e.Version), e.TenantID
+		doc["@timestamp"] = e.Timestamp.UTC().Format(time.RFC3339Nano)
+		out[e.StreamID] = doc
 	}
 	return out
 }
@@ -107,24 +82,22 @@ func latestDocs(t *testing.T, rows []storeRow) map[string]map[string]any {
 // checkElastic fails unless the fake holds exactly what mt_events says:
 // one document per event in helpdesk-<type> (the envelope the stdout sink
 // printed, external version = seq_id), and one per stream in incidents.
-func checkElastic(t *testing.T, es *esfake.Server, pool *pgxpool.Pool, stdoutLines map[string]string, skip map[string]bool) {
+func checkElastic(t *testing.T, es *esfake.Server, pool *pgxpool.Pool, lines map[string]string) {
 	t.Helper()
-	rows := storeRows(t, pool)
+	rows, err := marten.Events(t.Context(), pool, "helpdesk")
+	mustDo(t, "read mt_events", err)
 	events := 0
 	for _, r := range rows {
-		if skip[r.id] {
-			continue
-		}
 		events++
-		doc, ok := es.Doc("helpdesk-"+r.typ, r.id)
+		doc, ok := es.Doc("helpdesk-"+r.Type, r.ID)
 		if !ok {
-			t.Fatalf("event %s (%s) has no document", r.id, r.typ)
+			t.Fatalf("event %s (%s) has no document", r.ID, r.Type)
 		}
-		if doc.Version != r.seq {
-			t.Fatalf("event %s: document version %d, want its seq_id %d", r.id, doc.Version, r.seq)
+		if doc.Version != r.SeqID {
+			t.Fatalf("event %s: document version %d, want its seq_id %d", r.ID, doc.Version, r.SeqID)
 		}
-		if line, ok := stdoutLines[r.id]; ok && compactJSON(doc.Source) != compactJSON(json.RawMessage(line)) {
-			t.Fatalf("event %s: document\n%s\nwant the envelope\n%s", r.id, doc.Source, line)
+		if line, ok := lines[r.ID]; ok && compactJSON(doc.Source) != compactJSON(json.RawMessage(line)) {
+			t.Fatalf("event %s: document\n%s\nwant the envelope\n%s", r.ID, doc.Source, line)
 		}
 	}
 	n := 0
@@ -157,21 +130,6 @@ func checkElastic(t *testing.T, es *esfake.Server, pool *pgxpool.Pool, stdoutLin
 	}
 }
 
-// stdoutLines maps event ids to the lines the stdout sink printed.
-func stdoutLines(t *testing.T, paths ...string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, p := range paths {
-		for _, line := range strings.Split(strings.TrimSpace(readFile(t, p)), "\n") {
-			var d delivered
-			if json.Unmarshal([]byte(line), &d) == nil {
-				out[d.ID] = line
-			}
-		}
-	}
-	return out
-}
-
 // TestElasticModes: a concurrent workload with gaps into an events-mode
 // and a latest-mode sink, through storms of per-item and whole-request
 // 429s: every event has its document (the envelope, version = seq_id), and
@@ -192,14 +150,10 @@ func TestElasticModes(t *testing.T) {
 	es.RejectRequests(3, 429)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items429 >= 300 }, "the 429 storm happens")
 	es.RejectItemsWhere(nil)
-	w.halt()
-	w.check(t)
-	committed, _ := w.snapshot()
+	committed, _ := w.finish(t)
 	pgtest.Eventually(t, 60*time.Second, func() bool { return allDelivered(t, committed, run.out) && elasticCaughtUp(es, committed) }, "every committed event indexed")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
-	checkElastic(t, es, pool, stdoutLines(t, run.out), nil)
+	run.stopOK()
+	checkElastic(t, es, pool, stdoutLines(t, run.out))
 	st := es.Stats()
 	t.Logf("%d events committed; %d bulk requests, %d items, %d per-item 429s, %d whole-request 429s, %d conflicts",
 		len(committed), st.BulkRequests, st.Items, st.Items429, st.Requests429, st.ItemConflicts)
@@ -237,15 +191,11 @@ func TestElasticCrash(t *testing.T) {
 	second := startCDC(t, dir, "second", env, "run", "--config", cfg)
 	before := es.Stats().Items
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= before+300 }, "second run indexes")
-	w.halt()
-	w.check(t)
-	committed, _ := w.snapshot()
+	committed, _ := w.finish(t)
 	pgtest.Eventually(t, 60*time.Second, func() bool { return elasticCaughtUp(es, committed) }, "every committed event indexed")
 	pgtest.Eventually(t, 30*time.Second, func() bool { return allDelivered(t, committed, first.out, second.out) }, "stdout caught up")
-	if code := second.stop(); code != 0 {
-		t.Fatalf("second run exited %d", code)
-	}
-	checkElastic(t, es, pool, stdoutLines(t, first.out, second.out), nil)
+	second.stopOK()
+	checkElastic(t, es, pool, stdoutLines(t, first.out, second.out))
 	t.Logf("%d events committed; %d version conflicts (re-delivered after the kill, no-ops)", len(committed), es.Stats().ItemConflicts)
 }
 
@@ -279,9 +229,7 @@ func TestElasticDeadLetter(t *testing.T) {
 		_, ok := es.Doc("helpdesk-incident_noted", e[2].ID)
 		return ok
 	}, "the event after the refused one is indexed")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
+	run.stopOK()
 	if _, ok := es.Doc("helpdesk-incident_noted", e[1].ID); ok {
 		t.Fatal("the refused document is in the index")
 	}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -174,20 +172,11 @@ func TestKafkaDelivery(t *testing.T) {
 	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
 	w := startWriters(t, pool, 4, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return len(k.snapshot()) >= 300 }, "kafka receives events")
-	w.halt()
-	w.check(t)
-	committed, rolledBack := w.snapshot()
+	committed, rolledBack := w.finish(t)
 	pgtest.Eventually(t, 30*time.Second, func() bool { return k.has(committed) && allDelivered(t, committed, run.out) }, "every committed event in Kafka")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
+	run.stopOK()
 
-	lines := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(readFile(t, run.out)), "\n") {
-		var d delivered
-		mustDo(t, "parse stdout", json.Unmarshal([]byte(line), &d))
-		lines[d.ID] = line
-	}
+	lines := stdoutLines(t, run.out)
 	recs := k.snapshot()
 	counts := map[string]int{}
 	for _, r := range recs {
@@ -222,13 +211,6 @@ func TestKafkaDelivery(t *testing.T) {
 		t.Fatalf("created topic has %d partitions, want 6", n)
 	}
 	t.Logf("%d events committed (%d rolled back) in %d topics", len(committed), len(rolledBack), len(topicsOf(recs)))
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	mustDo(t, "read "+path, err)
-	return string(b)
 }
 
 func topicsOf(recs []kafkaRecord) map[string]bool {
@@ -278,13 +260,9 @@ func TestKafkaCrash(t *testing.T) {
 
 	second := startCDC(t, dir, "second", env, "run", "--config", cfg)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return len(k.snapshot()) >= atKill+300 }, "second run produces")
-	w.halt()
-	w.check(t)
-	committed, rolledBack := w.snapshot()
+	committed, rolledBack := w.finish(t)
 	pgtest.Eventually(t, 30*time.Second, func() bool { return k.has(committed) }, "every committed event in Kafka")
-	if code := second.stop(); code != 0 {
-		t.Fatalf("second run exited %d", code)
-	}
+	second.stopOK()
 
 	recs := k.snapshot()
 	pos := positions(envelopes(recs))
@@ -345,13 +323,9 @@ FROM pg_replication_slots s, helpdesk.cdc_checkpoints c WHERE s.slot_name = 'cdc
 	}
 	outage.Remove()
 
-	w.halt()
-	w.check(t)
-	committed, _ := w.snapshot()
+	committed, _ := w.finish(t)
 	pgtest.Eventually(t, 60*time.Second, func() bool { return k.has(committed) }, "kafka catches up after the outage")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
+	run.stopOK()
 	recs := k.snapshot()
 	checkPartitionOrder(t, recs)
 	ids := k.ids()
@@ -407,12 +381,7 @@ func TestKafkaTemplatesAndFormats(t *testing.T) {
 		return n["tenant"] >= len(want) && n["type"] >= len(want)
 	}, "both kafka sinks produce every event")
 
-	lines := map[string][]byte{}
-	for _, line := range strings.Split(strings.TrimSpace(readFile(t, r.cdc.out)), "\n") {
-		var d delivered
-		mustDo(t, "parse stdout", json.Unmarshal([]byte(line), &d))
-		lines[d.ID] = []byte(line)
-	}
+	lines := stdoutLines(t, r.cdc.out)
 	recs := k.snapshot()
 	for _, rec := range recs {
 		id := rec.Headers["event-id"]
@@ -438,7 +407,7 @@ func TestKafkaTemplatesAndFormats(t *testing.T) {
 					rec.Topic, id, *row.TenantID, rec.Key, rec.Value, row.Data)
 			}
 		default:
-			if rec.Topic != "type."+row.Type || rec.Key != row.StreamID || !bytes.Equal(rec.Value, lines[id]) {
+			if rec.Topic != "type."+row.Type || rec.Key != row.StreamID || string(rec.Value) != lines[id] {
 				t.Fatalf("%s: event %s with key %s and value %s; want topic type.%s, the stream id as key and the envelope %s",
 					rec.Topic, id, rec.Key, rec.Value, row.Type, lines[id])
 			}
@@ -522,9 +491,7 @@ func TestKafkaPoisonEvent(t *testing.T) {
 	_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e)
 	mustDo(t, "append", err)
 	pgtest.Eventually(t, 20*time.Second, func() bool { return k.ids()[e[2].ID] == 1 }, "the event after the poison one reaches Kafka")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
+	run.stopOK()
 	got := k.ids()
 	if got[e[0].ID] != 1 || got[e[1].ID] != 0 {
 		t.Fatalf("kafka holds %v; want the first and last events once, not the oversized one", got)

@@ -113,6 +113,14 @@ func (c *child) stop() int {
 	return c.wait(30 * time.Second)
 }
 
+// stopOK sends SIGTERM and fails the test unless the process exits 0.
+func (c *child) stopOK() {
+	c.t.Helper()
+	if code := c.stop(); code != 0 {
+		c.t.Fatalf("cdc exited %d after SIGTERM", code)
+	}
+}
+
 // wait waits for the process to exit and returns its exit code.
 func (c *child) wait(timeout time.Duration) int {
 	c.t.Helper()
@@ -168,6 +176,29 @@ func readOutput(t *testing.T, path string) []delivered {
 			t.Fatalf("line with bad lsn %q", d.LSN)
 		}
 		out = append(out, d)
+	}
+	return out
+}
+
+// readFile returns the contents of path.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	mustDo(t, "read "+path, err)
+	return string(b)
+}
+
+// stdoutLines maps event ids to the lines the stdout sink printed.
+func stdoutLines(t *testing.T, paths ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range paths {
+		for _, line := range strings.Split(strings.TrimSpace(readFile(t, p)), "\n") {
+			var d delivered
+			if json.Unmarshal([]byte(line), &d) == nil {
+				out[d.ID] = line
+			}
+		}
 	}
 	return out
 }
@@ -291,6 +322,15 @@ func (w *writers) snapshot() (committed, rolledBack map[string]bool) {
 		rolledBack[k] = true
 	}
 	return committed, rolledBack
+}
+
+// finish stops the writers, fails the test if one failed, and returns the
+// event ids committed and rolled back.
+func (w *writers) finish(t *testing.T) (committed, rolledBack map[string]bool) {
+	t.Helper()
+	w.halt()
+	w.check(t)
+	return w.snapshot()
 }
 
 func (w *writers) check(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gopkg.in/yaml.v3"
 
@@ -45,31 +44,13 @@ func readModelSink(t *testing.T, extra string) string {
 		indent(extra, "        ") + indent(string(b), "        ")
 }
 
-// storeEvents reads the events of helpdesk.mt_events in commit order (seq_id
-// order is commit order here: one writer per stream at a time is not
-// guaranteed, so the recomputation orders by stream version within each
-// stream, which is all the read models depend on).
-func storeEvents(t *testing.T, pool *pgxpool.Pool) []*cdc.Event {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT id::text, seq_id, stream_id::text, version, type, tenant_id, timestamp, data::text
-FROM helpdesk.mt_events WHERE type <> 'tombstone' ORDER BY stream_id, version`)
-	mustDo(t, "read mt_events", err)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*cdc.Event, error) {
-		e := &cdc.Event{}
-		var data string
-		err := r.Scan(&e.ID, &e.SeqID, &e.StreamID, &e.Version, &e.Type, &e.TenantID, &e.Timestamp, &data)
-		e.Data = json.RawMessage(data)
-		return e, err
-	})
-	mustDo(t, "read mt_events", err)
-	return out
-}
-
 // checkReadModels fails unless the read models in target equal what a
 // recomputation from mt_events gives.
 func checkReadModels(t *testing.T, source, target *pgxpool.Pool) {
 	t.Helper()
-	want := helpdesktest.Recompute(storeEvents(t, source))
+	events, err := marten.Events(t.Context(), source, "helpdesk")
+	mustDo(t, "read mt_events", err)
+	want := helpdesktest.Recompute(events)
 	got, err := helpdesktest.Read(t.Context(), target)
 	mustDo(t, "read models", err)
 	if diff := helpdesktest.Diff(want, got); diff != "" {
@@ -123,13 +104,9 @@ func TestPostgresReadModels(t *testing.T) {
 
 	second := startCDC(t, dir, "second", env, "run", "--config", cfg)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(second.out) >= 300 }, "second run projects")
-	w.halt()
-	w.check(t)
-	committed, _ := w.snapshot()
+	committed, _ := w.finish(t)
 	pgtest.Eventually(t, 30*time.Second, func() bool { return readModelsCaughtUp(t, target, committed, first.out, second.out) }, "read models catch up")
-	if code := second.stop(); code != 0 {
-		t.Fatalf("second run exited %d", code)
-	}
+	second.stopOK()
 	checkReadModels(t, pool, target)
 	var incidents int
 	mustDo(t, "count", target.QueryRow(t.Context(), `SELECT count(*) FROM incident_details`).Scan(&incidents))
@@ -174,9 +151,7 @@ func TestPostgresPoisonAndInjection(t *testing.T) {
 		_ = target.QueryRow(t.Context(), `SELECT count(*) FROM notes`).Scan(&n)
 		return n == 4
 	}, "every note but the poison one projected")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
+	run.stopOK()
 	for i, b := range bodies {
 		var got string
 		err := target.QueryRow(t.Context(), `SELECT body FROM notes WHERE id = $1`, ids[i]).Scan(&got)
@@ -238,17 +213,13 @@ func TestPostgresEventsMode(t *testing.T) {
 	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, cfg, pool)
 	w := startWriters(t, pool, 2, time.Millisecond)
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(run.out) >= 200 }, "events flow")
-	w.halt()
-	w.check(t)
-	committed, _ := w.snapshot()
+	committed, _ := w.finish(t)
 	pgtest.Eventually(t, 30*time.Second, func() bool {
 		var n int
 		_ = target.QueryRow(t.Context(), `SELECT count(*) FROM archive.events`).Scan(&n)
 		return n == len(committed)
 	}, "every committed event archived")
-	if code := run.stop(); code != 0 {
-		t.Fatalf("cdc exited %d", code)
-	}
+	run.stopOK()
 	lines := stdoutLines(t, run.out)
 	rows, err := target.Query(t.Context(), `SELECT id::text, seq_id, stream_id, version, type, data::text, lsn::text FROM archive.events`)
 	mustDo(t, "archive", err)

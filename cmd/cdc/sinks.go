@@ -53,10 +53,10 @@ type checker interface {
 }
 
 // build makes the sink of sc and, when it can, prepares its target: a
-// problem that retrying cannot fix (a missing Kafka topic without
-// create_topics) is an error; one that may pass (an unreachable broker) is
-// logged and left to the pipeline's retries. Elasticsearch refusing the
-// index settings is also fatal.
+// problem that retrying cannot fix (cdc.ErrMisconfigured: a missing Kafka
+// topic without create_topics, index settings Elasticsearch refuses) is an
+// error; one that may pass (an unreachable broker) is logged and left to
+// the pipeline's retries.
 func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store sinkContext, log *slog.Logger) (cdc.Sink, pipeline.Resumer, error) {
 	s, err := f.raw(ctx, sc, store)
 	if err != nil {
@@ -65,7 +65,7 @@ func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store sinkCont
 	resume, _ := s.(pipeline.Resumer)
 	if p, ok := s.(preparer); ok {
 		if err := p.Prepare(ctx); err != nil {
-			if errors.Is(err, kafka.ErrUnknownTopic) || errors.Is(err, elastic.ErrIndexSettings) {
+			if errors.Is(err, cdc.ErrMisconfigured) {
 				_ = s.Close(context.WithoutCancel(ctx))
 				return nil, nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 			}

@@ -68,15 +68,7 @@ var (
 // NULL; tenantID empty means [DefaultTenantID]. It returns the stream's new
 // version and the seq_ids assigned, in event order.
 func (s Store) QuickAppend(ctx context.Context, q Querier, streamID, streamType, tenantID string, events []NewEvent) (version int64, seqIDs []int64, err error) {
-	t, err := s.check()
-	if err != nil {
-		return 0, nil, fmt.Errorf("quick append to stream %s: %w", streamID, err)
-	}
-	evs, err := t.prepare(events, time.Now())
-	if err != nil {
-		return 0, nil, fmt.Errorf("quick append to stream %s: %w", streamID, err)
-	}
-	stream, err := t.streamKey(streamID)
+	t, evs, stream, err := s.appendArgs(streamID, events)
 	if err != nil {
 		return 0, nil, fmt.Errorf("quick append to stream %s: %w", streamID, err)
 	}
@@ -159,17 +151,27 @@ func (s Store) InsertInline(ctx context.Context, db Beginner, streamID, streamTy
 	return version, seqIDs, nil
 }
 
-// insertInline is InsertInline, or StartStreamQuick when start is set.
-func (s Store) insertInline(ctx context.Context, db Beginner, streamID, streamType, tenantID string, events []NewEvent, start bool) (version int64, seqIDs []int64, err error) {
+// appendArgs checks the store and an append's stream id and events, and
+// types them for the layout.
+func (s Store) appendArgs(streamID string, events []NewEvent) (traits, []event, any, error) {
 	t, err := s.check()
 	if err != nil {
-		return 0, nil, err
+		return t, nil, nil, err
 	}
 	evs, err := t.prepare(events, time.Now())
 	if err != nil {
-		return 0, nil, err
+		return t, nil, nil, err
 	}
 	stream, err := t.streamKey(streamID)
+	if err != nil {
+		return t, nil, nil, err
+	}
+	return t, evs, stream, nil
+}
+
+// insertInline is InsertInline, or StartStreamQuick when start is set.
+func (s Store) insertInline(ctx context.Context, db Beginner, streamID, streamType, tenantID string, events []NewEvent, start bool) (version int64, seqIDs []int64, err error) {
+	t, evs, stream, err := s.appendArgs(streamID, events)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -223,15 +225,7 @@ func (s Store) insertInline(ctx context.Context, db Beginner, streamID, streamTy
 // Marten 9 rejects Rich mode under per-tenant partitioning; AppendRich
 // still writes such a store the same way.
 func (s Store) AppendRich(ctx context.Context, db Beginner, streamID, streamType, tenantID string, events []NewEvent) (version int64, seqIDs []int64, err error) {
-	t, err := s.check()
-	if err != nil {
-		return 0, nil, fmt.Errorf("rich append to stream %s: %w", streamID, err)
-	}
-	evs, err := t.prepare(events, time.Now())
-	if err != nil {
-		return 0, nil, fmt.Errorf("rich append to stream %s: %w", streamID, err)
-	}
-	stream, err := t.streamKey(streamID)
+	t, evs, stream, err := s.appendArgs(streamID, events)
 	if err != nil {
 		return 0, nil, fmt.Errorf("rich append to stream %s: %w", streamID, err)
 	}

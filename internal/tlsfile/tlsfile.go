@@ -82,3 +82,20 @@ func keyPairError(err error) error {
 	}
 	return err
 }
+
+// HandshakeFailed reports whether err is a failed TLS handshake: the
+// server's certificate is not trusted, does not match the name, or the
+// server does not speak TLS. Sinks use it to say "TLS" rather than
+// "unreachable".
+func HandshakeFailed(err error) bool {
+	var (
+		recordHeader tls.RecordHeaderError
+		verify       *tls.CertificateVerificationError
+		unknownCA    x509.UnknownAuthorityError
+		hostname     x509.HostnameError
+		invalid      x509.CertificateInvalidError
+		alert        tls.AlertError
+	)
+	return errors.As(err, &recordHeader) || errors.As(err, &verify) || errors.As(err, &unknownCA) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &alert)
+}

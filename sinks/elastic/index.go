@@ -3,8 +3,6 @@ package elastic
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +11,15 @@ import (
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/tlsfile"
 )
 
 // ErrIndexSettings is wrapped by the errors about an index Elasticsearch
 // refused to create with Config.IndexSettings (a 400 other than "already
 // exists" or an invalid name): the settings are wrong, and every index
 // created with them would be refused the same way.
-var ErrIndexSettings = errors.New("elasticsearch refused the index settings")
+var ErrIndexSettings = cdc.Misconfigured("elasticsearch refused the index settings")
 
 // errNotElasticsearch is the cause of the failures of requests to a server
 // that does not say it is Elasticsearch.
@@ -111,14 +111,6 @@ func shorten(s string) string {
 // connError describes a request that got no answer: which servers, and
 // whether TLS failed or the server is not Elasticsearch.
 func (s *Sink) connError(err error) error {
-	var (
-		recordHeader tls.RecordHeaderError
-		verify       *tls.CertificateVerificationError
-		unknownCA    x509.UnknownAuthorityError
-		hostname     x509.HostnameError
-		invalid      x509.CertificateInvalidError
-		alert        tls.AlertError
-	)
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("elasticsearch %s: %w", s.addrs, err)
@@ -126,8 +118,7 @@ func (s *Sink) connError(err error) error {
 		// go-elasticsearch checks the product header of the first
 		// successful answer, and says so with an unexported error.
 		return fmt.Errorf("elasticsearch %s: %w", s.addrs, errNotElasticsearch)
-	case errors.As(err, &recordHeader), errors.As(err, &verify), errors.As(err, &unknownCA),
-		errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &alert):
+	case tlsfile.HandshakeFailed(err):
 		return fmt.Errorf("elasticsearch %s: TLS handshake failed: %w", s.addrs, err)
 	}
 	return fmt.Errorf("elasticsearch %s unreachable: %w", s.addrs, err)

@@ -2,8 +2,6 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,11 +12,12 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/tlsfile"
 )
 
 // ErrUnknownTopic is wrapped by the errors about a topic that does not exist
 // while create_topics is false.
-var ErrUnknownTopic = errors.New("unknown kafka topic")
+var ErrUnknownTopic = cdc.Misconfigured("unknown kafka topic")
 
 // maxTopicLen is the longest topic name Kafka accepts.
 const maxTopicLen = 249
@@ -260,21 +259,12 @@ func (s *Sink) Check(ctx context.Context) []string {
 // whether TLS or SASL failed. It names no password (none is in kafka-go's
 // errors).
 func (s *Sink) connError(err error) error {
-	var (
-		recordHeader tls.RecordHeaderError
-		verify       *tls.CertificateVerificationError
-		unknownCA    x509.UnknownAuthorityError
-		hostname     x509.HostnameError
-		invalid      x509.CertificateInvalidError
-		alert        tls.AlertError
-	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("kafka brokers %s: %w", s.brokers, err)
 	case errors.Is(err, kafka.SASLAuthenticationFailed), errors.Is(err, kafka.UnsupportedSASLMechanism), errors.Is(err, kafka.IllegalSASLState):
 		return fmt.Errorf("kafka brokers %s: %s failed: %w", s.brokers, s.saslDesc, err)
-	case errors.As(err, &recordHeader), errors.As(err, &verify), errors.As(err, &unknownCA),
-		errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &alert):
+	case tlsfile.HandshakeFailed(err):
 		return fmt.Errorf("kafka brokers %s: TLS handshake failed: %w", s.brokers, err)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		// Brokers close the connection of a plaintext client on a TLS

@@ -119,13 +119,17 @@ func (s *Sink) plan(w *writeState, cutoff int) []*part {
 	type key struct{ topic, partition int }
 	byKey := map[key]*part{}
 	var parts []*part
+	lists := make([][]int, len(w.topics)) // each topic's partitions, made once per batch
 	for i := range w.msgs {
 		m := &w.msgs[i]
 		if m.event >= cutoff {
 			break
 		}
 		t := &w.topics[m.topic]
-		m.partition = s.balancer.Balance(kafka.Message{Key: m.key}, partitionList(t.partitions)...)
+		if lists[m.topic] == nil {
+			lists[m.topic] = partitionList(t.partitions)
+		}
+		m.partition = s.balancer.Balance(kafka.Message{Key: m.key}, lists[m.topic]...)
 		k := key{m.topic, m.partition}
 		p := byKey[k]
 		if p == nil {
@@ -149,19 +153,13 @@ func (s *Sink) plan(w *writeState, cutoff int) []*part {
 	return parts
 }
 
-var (
-	partitionsMu sync.Mutex
-	partitions   []int // 0, 1, 2, ...
-)
-
 // partitionList returns [0, n).
 func partitionList(n int) []int {
-	partitionsMu.Lock()
-	defer partitionsMu.Unlock()
-	for len(partitions) < n {
-		partitions = append(partitions, len(partitions))
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
 	}
-	return partitions[:n:n]
+	return out
 }
 
 // send sends the parts' chunks round by round. It returns the earliest
