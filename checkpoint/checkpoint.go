@@ -5,9 +5,9 @@
 // Position", and Flush is the end LSN of the last transaction it fully
 // accepted, the LSN the replication slot may confirm on the sink's behalf.
 // Checkpoints only move forward: Save refuses to store a position older than
-// the stored one (ErrBackwards), so an instance that lost the slot can neither
-// move a checkpoint back nor overwrite a newer one written by the instance that
-// took over. This is the fencing of SPEC §3; it needs no lock or lease.
+// the stored one (cdc.ErrCheckpointBackwards), so an instance that lost the
+// slot can neither move a checkpoint back nor overwrite a newer one written by
+// the instance that took over. This is the fencing of SPEC §3; it needs no lock or lease.
 //
 // A Store is safe for concurrent use.
 package checkpoint
@@ -26,22 +26,6 @@ import (
 
 // TableName is the name of the checkpoint table.
 const TableName = "cdc_checkpoints"
-
-// ErrBackwards is returned by Save when the stored checkpoint is already past
-// the one being saved.
-var ErrBackwards = errors.New("checkpoint would move backwards")
-
-// Checkpoint is one sink's durable position and the progress figures the
-// active instance reports with it.
-type Checkpoint struct {
-	Position   cdc.Position // everything at or below has been durably accepted
-	Flush      cdc.LSN      // end LSN of the last fully accepted transaction
-	CommitTime time.Time    // commit time of the transaction at Position.LSN, zero if unknown
-	Events     int64        // events delivered to the sink since the row was created
-	Pending    int64        // events received by the active instance and not yet accepted
-	Instance   string       // host and pid of the instance that wrote the row
-	UpdatedAt  time.Time    // when the row was written (set by the server)
-}
 
 // Store reads and writes checkpoints in one schema of one database.
 type Store struct {
@@ -93,11 +77,11 @@ func (s *Store) exists(ctx context.Context) (bool, error) {
 
 // Load returns the checkpoints of a pipeline by sink name. A sink without a
 // row is absent from the map; a missing table gives an empty map.
-func (s *Store) Load(ctx context.Context, pipeline string) (map[string]Checkpoint, error) {
+func (s *Store) Load(ctx context.Context, pipeline string) (map[string]cdc.Checkpoint, error) {
 	if ok, err := s.exists(ctx); err != nil {
 		return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
 	} else if !ok {
-		return map[string]Checkpoint{}, nil
+		return map[string]cdc.Checkpoint{}, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT sink, lsn::text, tx_index, flush_lsn::text, commit_time, events, pending, instance, updated_at
 FROM `+s.table+` WHERE pipeline = $1`, pipeline)
@@ -105,13 +89,13 @@ FROM `+s.table+` WHERE pipeline = $1`, pipeline)
 		return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
 	}
 	defer rows.Close()
-	out := make(map[string]Checkpoint)
+	out := make(map[string]cdc.Checkpoint)
 	for rows.Next() {
 		var (
 			sink, lsn, flush string
 			idx              int64
 			commit           *time.Time
-			cp               Checkpoint
+			cp               cdc.Checkpoint
 		)
 		if err := rows.Scan(&sink, &lsn, &idx, &flush, &commit, &cp.Events, &cp.Pending, &cp.Instance, &cp.UpdatedAt); err != nil {
 			return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
@@ -136,8 +120,8 @@ FROM `+s.table+` WHERE pipeline = $1`, pipeline)
 
 // Save stores the checkpoint of one sink. Saving the stored position again
 // updates the progress figures; saving an older position than the stored one
-// fails with ErrBackwards and changes nothing.
-func (s *Store) Save(ctx context.Context, pipeline, sink string, cp Checkpoint) error {
+// fails with cdc.ErrCheckpointBackwards and changes nothing.
+func (s *Store) Save(ctx context.Context, pipeline, sink string, cp cdc.Checkpoint) error {
 	var commit *time.Time
 	if !cp.CommitTime.IsZero() {
 		commit = &cp.CommitTime
@@ -160,9 +144,9 @@ RETURNING lsn::text, tx_index`,
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, lerr := s.Load(ctx, pipeline)
 		if lerr != nil {
-			return fmt.Errorf("save checkpoint %s/%s at %s: %w", pipeline, sink, cp.Position, ErrBackwards)
+			return fmt.Errorf("save checkpoint %s/%s at %s: %w", pipeline, sink, cp.Position, cdc.ErrCheckpointBackwards)
 		}
-		return fmt.Errorf("save checkpoint %s/%s at %s (stored: %s): %w", pipeline, sink, cp.Position, cur[sink].Position, ErrBackwards)
+		return fmt.Errorf("save checkpoint %s/%s at %s (stored: %s): %w", pipeline, sink, cp.Position, cur[sink].Position, cdc.ErrCheckpointBackwards)
 	}
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s/%s: %w", pipeline, sink, err)

@@ -46,14 +46,14 @@ func TestSaveLoad(t *testing.T) {
 	s := newStore(t, "helpdesk")
 	ctx := t.Context()
 	commit := time.Date(2026, 11, 22, 10, 0, 0, 123000, time.UTC)
-	cp := checkpoint.Checkpoint{
+	cp := cdc.Checkpoint{
 		Position: cdc.Position{LSN: 0x16B3748, Index: 3}, Flush: 0x16B3000,
 		CommitTime: commit, Events: 42, Pending: 7, Instance: "host:1",
 	}
 	if err := s.Save(ctx, "helpdesk", "bus", cp); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Save(ctx, "other", "bus", checkpoint.Checkpoint{Position: cdc.Position{LSN: 1}}); err != nil {
+	if err := s.Save(ctx, "other", "bus", cdc.Checkpoint{Position: cdc.Position{LSN: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Load(ctx, "helpdesk")
@@ -68,7 +68,7 @@ func TestSaveLoad(t *testing.T) {
 		t.Fatalf("loaded %+v, want %+v", g, cp)
 	}
 	// A whole transaction (EndOfTx) round-trips.
-	whole := checkpoint.Checkpoint{Position: cdc.Position{LSN: 0x16B3748, Index: cdc.EndOfTx}, Flush: 0x16B3790}
+	whole := cdc.Checkpoint{Position: cdc.Position{LSN: 0x16B3748, Index: cdc.EndOfTx}, Flush: 0x16B3790}
 	if err := s.Save(ctx, "helpdesk", "bus", whole); err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +89,12 @@ func TestSaveLoad(t *testing.T) {
 func TestForwardOnly(t *testing.T) {
 	s := newStore(t, "public")
 	ctx := t.Context()
-	at := func(lsn cdc.LSN, idx uint32) checkpoint.Checkpoint {
-		return checkpoint.Checkpoint{Position: cdc.Position{LSN: lsn, Index: idx}, Flush: lsn - 1}
+	at := func(lsn cdc.LSN, idx uint32) cdc.Checkpoint {
+		return cdc.Checkpoint{Position: cdc.Position{LSN: lsn, Index: idx}, Flush: lsn - 1}
 	}
 	steps := []struct {
 		name    string
-		cp      checkpoint.Checkpoint
+		cp      cdc.Checkpoint
 		refused bool
 	}{
 		{"first", at(100, 0), false},
@@ -106,7 +106,7 @@ func TestForwardOnly(t *testing.T) {
 	}
 	for _, st := range steps {
 		err := s.Save(ctx, "p", "s", st.cp)
-		if st.refused != errors.Is(err, checkpoint.ErrBackwards) || (!st.refused && err != nil) {
+		if st.refused != errors.Is(err, cdc.ErrCheckpointBackwards) || (!st.refused && err != nil) {
 			t.Fatalf("%s: Save(%s) = %v, refused want %v", st.name, st.cp.Position, err, st.refused)
 		}
 	}
@@ -127,8 +127,8 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 200 {
-				cp := checkpoint.Checkpoint{Position: cdc.Position{LSN: cdc.LSN(i*2 + w + 1)}}
-				if err := s.Save(ctx, "p", "s", cp); err != nil && !errors.Is(err, checkpoint.ErrBackwards) {
+				cp := cdc.Checkpoint{Position: cdc.Position{LSN: cdc.LSN(i*2 + w + 1)}}
+				if err := s.Save(ctx, "p", "s", cp); err != nil && !errors.Is(err, cdc.ErrCheckpointBackwards) {
 					t.Error(err)
 					return
 				}

@@ -5,12 +5,19 @@
 //
 // # Flow
 //
-// The replication stream calls the Pipeline (a replication.Consumer) from one
-// goroutine: each message is decoded and appended to a chunk; at every commit
-// (or when the chunk is full) the chunk is handed to one goroutine per sink.
+// The replication stream calls the Pipeline (a cdc.Consumer, consumer.go) from
+// one goroutine: each message is decoded and appended to a chunk; at every
+// commit (or when the chunk is full) the chunk is handed to one goroutine per
+// sink, a runner (dispatch.go, runner.go).
 // Chunks are shared, read-only, between sinks. Each sink goroutine skips what
 // is at or below its own position, applies the sink's filters, batches by the
-// sink's BatchPolicy, writes, then saves its checkpoint.
+// sink's BatchPolicy, writes (batch.go), then saves its checkpoint
+// (checkpoint.go).
+//
+// The package imports the vocabulary (package cdc) and the pure decoder only:
+// the checkpoint store, the dead-letter table and the replication stream are
+// interfaces (Checkpoints, DeadLetters, Source), so the core can be read and
+// tested without PostgreSQL.
 //
 // # Checkpoint invariant
 //

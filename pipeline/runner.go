@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,40 +9,35 @@ import (
 	"time"
 
 	"github.com/martencdc/cdc"
-	"github.com/martencdc/cdc/checkpoint"
-	"github.com/martencdc/cdc/internal/retry"
 )
 
-type itemKind uint8
-
-const (
-	itemEvent  itemKind = iota + 1 // an event
-	itemCommit                     // the end of a transaction
-	itemFloor                      // a loaded checkpoint: skip everything at or below it
-)
-
-// item is one entry of a chunk. Chunks are shared by every sink and never
-// modified once dispatched.
-type item struct {
-	kind       itemKind
-	pos        cdc.Position // event position; (commit LSN, EndOfTx) for a commit
-	event      *cdc.Event   // itemEvent
-	end        cdc.LSN      // itemCommit, itemFloor: end LSN of the transaction
-	commitTime time.Time    // itemCommit, itemFloor
-	events     int64        // itemFloor: events delivered so far
+// runnerConfig is what a runner needs: its sink's configuration and the
+// pipeline's stores and settings.
+type runnerConfig struct {
+	SinkConfig
+	filter      *matcher
+	pipeline    string      // names the checkpoint rows and dead letters
+	instance    string      // written into checkpoint rows
+	checkpoints Checkpoints // where the sink's checkpoint is saved
+	deadLetters DeadLetters // nil unless OnError is DeadLetter
+	retryMin    time.Duration
+	retryMax    time.Duration
+	saveEvery   time.Duration // how often a position that moved without a write is saved
+	stall       time.Duration // how long enqueue waits for a sink that is not failing
+	queue       int           // chunks that may wait
+	restart     func()        // asks the stream to re-read the slot
+	log         *slog.Logger
 }
 
-// runner is the goroutine of one sink: it batches, writes, retries and
-// checkpoints.
+// runner is one sink's goroutine: it batches, writes, retries and saves the
+// sink's checkpoint (batch.go, checkpoint.go).
+//
+// The stream goroutine talks to it only through enqueue, attach, flushLSN,
+// closeInput and wait; anyone may call snapshot.
 type runner struct {
-	p       *Pipeline
-	name    string
-	sink    cdc.Sink
-	policy  cdc.BatchPolicy
-	filter  *matcher
-	onError OnError
-	resume  Resumer
-	log     *slog.Logger
+	runnerConfig
+	name   string
+	policy cdc.BatchPolicy
 
 	in        chan []item
 	closeOnce sync.Once
@@ -77,27 +71,156 @@ type runner struct {
 	resyncAsked   bool
 }
 
-func newRunner(p *Pipeline, sc SinkConfig, m *matcher) *runner {
+func newRunner(cfg runnerConfig) *runner {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &runner{
-		p:       p,
-		name:    sc.Name,
-		sink:    sc.Sink,
-		policy:  sc.Batch.WithDefaults(),
-		filter:  m,
-		onError: sc.OnError,
-		resume:  sc.Resume,
-		log:     p.log.With("sink", sc.Name),
-		in:      make(chan []item, p.cfg.QueueChunks),
-		done:    make(chan struct{}),
-		timer:   t,
+		runnerConfig: cfg,
+		name:         cfg.Name,
+		policy:       cfg.Batch.WithDefaults(),
+		in:           make(chan []item, cfg.queue),
+		done:         make(chan struct{}),
+		timer:        t,
 	}
 }
 
+// ownCheckpoint returns the checkpoint the sink starts from: cp (from the
+// checkpoint table, ok when it has a row), or the sink's own checkpoint when
+// that is further (a crash between the target's commit and the table's save).
+func (r *runner) ownCheckpoint(ctx context.Context, cp cdc.Checkpoint, ok bool) (cdc.Checkpoint, bool, error) {
+	if r.Resume == nil {
+		return cp, ok, nil
+	}
+	own, has, err := r.Resume.Checkpoint(ctx)
+	if err != nil {
+		return cp, ok, fmt.Errorf("sink %s: read its checkpoint: %w", r.name, err)
+	}
+	if has && own.Compare(cp.Position) > 0 {
+		r.log.Info("sink's own checkpoint is ahead of the checkpoint table; it resumes from its own",
+			"own", own.String(), "table", cp.Position.String())
+		cp.Position, ok = own, true
+	}
+	return cp, ok, nil
+}
+
+// attach re-attaches the sink when streaming (re)starts, with cp its
+// loaded checkpoint (ok when there is one); first is true on the first
+// start of the pipeline.
+func (r *runner) attach(ctx context.Context, cp cdc.Checkpoint, ok, first bool) error {
+	if first {
+		// Before the first chunk the runner is idle: set its starting
+		// point directly so that Confirmable sees it at once.
+		r.advanceFlush(cp.Flush)
+		if ok {
+			r.log.Info("sink resumes from checkpoint", "position", cp.Position.String(), "flush_lsn", cp.Flush.String())
+		} else {
+			r.log.Info("sink has no checkpoint; it starts with what the slot sends next")
+		}
+	}
+	r.detached = false
+	r.detachedFlag.Store(false)
+	r.missed.Store(0)
+	if ok || first {
+		return r.enqueue(ctx, []item{floorItem(cp)})
+	}
+	return nil
+}
+
+// enqueue hands a chunk to the sink. A detached sink only counts the events
+// it misses. The sink is detached when it is failing with a full queue, or
+// does not take the chunk within its stall timeout: the stream goes on
+// without it.
+func (r *runner) enqueue(ctx context.Context, c []item) error {
+	n := countEvents(c)
+	if r.detached {
+		r.missed.Add(n)
+		return nil
+	}
+	r.queued.Add(n)
+	select {
+	case r.in <- c:
+		return nil
+	default:
+	}
+	deadline := time.Now().Add(r.stall)
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if r.failing.Load() || !time.Now().Before(deadline) {
+			r.queued.Add(-n)
+			r.missed.Add(n)
+			r.detach()
+			return nil
+		}
+		select {
+		case r.in <- c:
+			return nil
+		case <-poll.C:
+		case <-ctx.Done():
+			r.queued.Add(-n)
+			return ctx.Err()
+		}
+	}
+}
+
+// detach stops handing the sink chunks; it asks for a restart once it has
+// written what it holds (maybeResync).
+func (r *runner) detach() {
+	r.detached = true
+	r.detachedFlag.Store(true)
+	reason := "stalled"
+	if r.failing.Load() {
+		reason = "failing"
+	}
+	r.log.Warn("sink is "+reason+"; the other sinks go on and it catches up from its checkpoint when it recovers",
+		"flush_lsn", r.flushLSN().String())
+}
+
+// closeInput tells the runner nothing more comes: it writes what it holds,
+// saves its checkpoint and ends.
+func (r *runner) closeInput() {
+	r.closeOnce.Do(func() { close(r.in) })
+}
+
+// wait waits for the runner to end after closeInput and returns the error
+// of its final write, or an error when ctx ends first.
+func (r *runner) wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.finalErr
+	case <-ctx.Done():
+		return fmt.Errorf("sink %s did not flush in time; it resumes from its checkpoint at the next start", r.name)
+	}
+}
+
+// close closes the sink.
+func (r *runner) close(ctx context.Context) error {
+	if err := r.Sink.Close(ctx); err != nil {
+		return fmt.Errorf("close sink %s: %w", r.name, err)
+	}
+	return nil
+}
+
+// snapshot returns the sink's progress. Safe for concurrent use.
+func (r *runner) snapshot() SinkStatus {
+	return SinkStatus{
+		Name:      r.name,
+		Flush:     r.flushLSN(),
+		Saved:     unixNano(r.savedTime.Load()),
+		Delivered: r.delivered.Load(),
+		Pending:   r.queued.Load() + r.batched.Load() + r.missed.Load(),
+		Failing:   r.failing.Load(),
+		Detached:  r.detachedFlag.Load(),
+		Stopped:   r.stopped.Load(),
+	}
+}
+
+// run is the runner's goroutine: it takes chunks, writes batches when they
+// are full or their wait is over, and saves positions that moved without a
+// write, until its input is closed or ctx ends.
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
-	save := time.NewTicker(r.p.cfg.CheckpointInterval)
+	save := time.NewTicker(r.saveEvery)
 	defer save.Stop()
 	for {
 		select {
@@ -138,269 +261,6 @@ func (r *runner) maybeResync() {
 		return
 	}
 	r.resyncAsked = true
-	r.log.Info("sink recovered; catching up from its checkpoint", "flush_lsn", cdc.LSN(r.savedFlush.Load()).String())
-	r.p.requestRestart()
-}
-
-// take processes one chunk.
-func (r *runner) take(ctx context.Context, c []item) error {
-	for i := range c {
-		it := &c[i]
-		if it.kind == itemEvent {
-			r.queued.Add(-1)
-		}
-		if it.kind == itemFloor {
-			r.raiseFloor(it)
-			continue
-		}
-		if r.stopped.Load() || it.pos.Compare(r.consumed) <= 0 {
-			continue // stopped, or already taken before a restart
-		}
-		if it.kind == itemEvent && it.event.BData != nil && r.filter.match(it.event) {
-			if err := r.refuse(ctx, it.event, cdc.ErrBinaryBody); err != nil {
-				return err
-			}
-			if r.stopped.Load() {
-				continue
-			}
-		}
-		r.consumed = it.pos
-		switch it.kind {
-		case itemCommit:
-			r.consumedFlush = it.end
-			r.consumedTime = it.commitTime
-		case itemEvent:
-			if it.event.BData != nil || !r.filter.match(it.event) {
-				continue
-			}
-			r.add(it.event)
-			if len(r.batch) >= r.policy.MaxEvents || r.batchBytes >= r.policy.MaxBytes {
-				if err := r.flush(ctx); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// raiseFloor applies a loaded checkpoint: everything at or below it is done.
-func (r *runner) raiseFloor(it *item) {
-	if it.pos.Compare(r.consumed) > 0 {
-		if len(r.batch) > 0 {
-			// Another instance got further while this one lost the slot;
-			// the pending events are at or below its checkpoint.
-			r.batch = r.batch[:0]
-			r.batchBytes = 0
-			r.batched.Store(0)
-		}
-		r.consumed = it.pos
-		r.saved = it.pos
-		r.consumedTime = it.commitTime
-		if !it.commitTime.IsZero() {
-			r.savedTime.Store(it.commitTime.UnixNano())
-		}
-	}
-	r.consumedFlush = max(r.consumedFlush, it.end)
-	r.events = max(r.events, it.events)
-	r.delivered.Store(r.events)
-	if cdc.LSN(r.savedFlush.Load()) < it.end {
-		r.savedFlush.Store(uint64(it.end))
-	}
-}
-
-func (r *runner) add(e *cdc.Event) {
-	if len(r.batch) == 0 && !r.timerOn {
-		r.timer.Reset(r.policy.MaxWait)
-		r.timerOn = true
-	}
-	r.batch = append(r.batch, e)
-	r.batchBytes += e.Size()
-	r.batched.Store(int64(len(r.batch)))
-}
-
-// flush writes the pending batch, retrying until it succeeds or ctx ends,
-// then saves the checkpoint.
-func (r *runner) flush(ctx context.Context) error {
-	if r.timerOn {
-		r.timer.Stop()
-		r.timerOn = false
-	}
-	if len(r.batch) > 0 {
-		if err := r.write(ctx); err != nil {
-			return err
-		}
-	}
-	if r.stopped.Load() {
-		return nil
-	}
-	return r.save(ctx)
-}
-
-// write delivers r.batch. On return without error every event of it is
-// durable or dead-lettered, or the sink is stopped.
-func (r *runner) write(ctx context.Context) error {
-	delay := retry.Backoff{Min: r.p.cfg.RetryMin, Max: r.p.cfg.RetryMax}
-	events := r.batch
-	for len(events) > 0 {
-		err := r.sink.Write(ctx, cdc.Batch{Events: events})
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var rej *cdc.RejectedError
-		if errors.As(err, &rej) && rej.Index >= 0 && rej.Index < len(events) {
-			bad := events[rej.Index]
-			if r.onError == Stop {
-				r.stop(bad, rej.Err)
-				r.delivered.Add(int64(rej.Index))
-				r.events += int64(rej.Index)
-				return r.saveStopped(ctx, bad)
-			}
-			if err := r.deadLetter(ctx, bad, rej.Err); err != nil {
-				return err
-			}
-			r.delivered.Add(int64(rej.Index))
-			r.events += int64(rej.Index)
-			events = events[rej.Index+1:]
-			delay.Reset()
-			continue
-		}
-		r.failing.Store(true)
-		wait := delay.Next()
-		r.log.Warn("sink write failed; retrying", "events", len(events), "err", err, "retry_in", wait)
-		if !retry.Sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-	if r.failing.Swap(false) {
-		r.log.Info("sink write succeeded again")
-	}
-	r.delivered.Add(int64(len(events)))
-	r.events += int64(len(events))
-	r.batch = r.batch[:0]
-	r.batchBytes = 0
-	r.batched.Store(0)
-	return nil
-}
-
-// refuse handles an event no sink can take (see cdc.ErrBinaryBody) as if
-// the sink had rejected it: what is pending is written first, then on_error
-// decides. It must be called before the event is consumed.
-func (r *runner) refuse(ctx context.Context, bad *cdc.Event, cause error) error {
-	if err := r.flush(ctx); err != nil {
-		return err
-	}
-	if r.stopped.Load() {
-		return nil
-	}
-	if r.onError == Stop {
-		r.stop(bad, cause)
-		return r.saveStopped(ctx, bad)
-	}
-	return r.deadLetter(ctx, bad, cause)
-}
-
-func (r *runner) stop(bad *cdc.Event, cause error) {
-	r.stopped.Store(true)
-	r.log.Error("sink stopped: an event was rejected permanently (on_error: stop); fix the cause and restart, or set on_error: dead_letter",
-		"position", bad.Position().String(), "event_id", bad.ID, "stream_id", bad.StreamID, "type", bad.Type, "err", cause)
-}
-
-// saveStopped saves the checkpoint just before the rejected event.
-func (r *runner) saveStopped(ctx context.Context, bad *cdc.Event) error {
-	before := cdc.Position{LSN: bad.LSN, Index: bad.Index - 1}
-	if bad.Index == 0 {
-		before = cdc.Position{LSN: bad.LSN - 1, Index: cdc.EndOfTx}
-	}
-	r.batch = r.batch[:0]
-	r.batchBytes = 0
-	r.batched.Store(0)
-	if before.Compare(r.saved) <= 0 {
-		return nil
-	}
-	// The flush LSN stays at the last saved one: the rejected event's
-	// transaction and everything after it stay in the slot.
-	return r.saveAt(ctx, before, cdc.LSN(r.savedFlush.Load()), time.Time{})
-}
-
-func (r *runner) deadLetter(ctx context.Context, e *cdc.Event, cause error) error {
-	delay := retry.Backoff{Min: r.p.cfg.RetryMin, Max: r.p.cfg.RetryMax}
-	for {
-		err := r.p.cfg.DeadLetters.Write(ctx, r.p.cfg.Name, r.name, e, cause)
-		if err == nil {
-			r.log.Warn("event rejected; written to the dead-letter table",
-				"position", e.Position().String(), "event_id", e.ID, "type", e.Type, "err", cause)
-			return nil
-		}
-		r.failing.Store(true)
-		wait := delay.Next()
-		r.log.Warn("could not write a dead letter; retrying", "event_id", e.ID, "err", err, "retry_in", wait)
-		if !retry.Sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-}
-
-// save saves the checkpoint at the consumed position.
-func (r *runner) save(ctx context.Context) error {
-	if r.consumed == r.saved {
-		return nil
-	}
-	return r.saveAt(ctx, r.consumed, r.consumedFlush, r.consumedTime)
-}
-
-func (r *runner) saveAt(ctx context.Context, pos cdc.Position, flush cdc.LSN, commitTime time.Time) error {
-	cp := checkpoint.Checkpoint{
-		Position:   pos,
-		Flush:      flush,
-		CommitTime: commitTime,
-		Events:     r.events,
-		Pending:    r.queued.Load() + r.batched.Load() + r.missed.Load(),
-		Instance:   r.p.cfg.Instance,
-	}
-	delay := retry.Backoff{Min: r.p.cfg.RetryMin, Max: r.p.cfg.RetryMax}
-	for {
-		err := r.p.cfg.Checkpoints.Save(ctx, r.p.cfg.Name, r.name, cp)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, checkpoint.ErrBackwards) {
-			// Another instance holds the slot now and got further; this
-			// one reloads the checkpoint when it gets the slot back.
-			r.log.Warn("checkpoint not saved: it is already further (another instance took over?)", "err", err)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.failing.Store(true)
-		wait := delay.Next()
-		r.log.Warn("could not save checkpoint; retrying", "err", err, "retry_in", wait)
-		if !retry.Sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-	r.failing.Store(false)
-	r.saved = pos
-	if !commitTime.IsZero() {
-		r.savedTime.Store(commitTime.UnixNano())
-	}
-	if cdc.LSN(r.savedFlush.Load()) < flush {
-		r.savedFlush.Store(uint64(flush))
-	}
-	return nil
-}
-
-// finish writes what is pending when the queue is closed (shutdown).
-func (r *runner) finish(ctx context.Context) error {
-	if r.stopped.Load() {
-		return nil
-	}
-	if err := r.flush(ctx); err != nil {
-		return fmt.Errorf("sink %s: final write: %w", r.name, err)
-	}
-	return nil
+	r.log.Info("sink recovered; catching up from its checkpoint", "flush_lsn", r.flushLSN().String())
+	r.restart()
 }

@@ -11,7 +11,7 @@
 //
 // The stream is read with pgoutput protocol version 1, so every transaction
 // arrives whole and committed, in commit order, and a rolled-back one is never
-// seen. Each pgoutput message is handed to a Consumer, which decodes and routes
+// seen. Each pgoutput message is handed to a cdc.Consumer (the pipeline), which decodes and routes
 // it. Only the Stream writes to the replication connection: it sends standby
 // status updates every StatusInterval and whenever the server asks, confirming
 // the LSN the Consumer reports as safe (Consumer.Confirmable), never less than

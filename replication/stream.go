@@ -17,32 +17,6 @@ import (
 	"github.com/martencdc/cdc/internal/retry"
 )
 
-// Consumer receives the pgoutput stream of a slot. The Stream calls its
-// methods from one goroutine, except Confirmable, which it may call at any
-// time from that same goroutine between messages.
-type Consumer interface {
-	// Open is called each time streaming starts on a newly acquired slot,
-	// before the first Message: the consumer (re)loads its checkpoints and
-	// forgets any partly received transaction and relation. An error is
-	// retried with backoff on a new connection.
-	Open(ctx context.Context) error
-	// Message handles one pgoutput message. data is only valid during the
-	// call. An error ends the stream: the Stream returns it from Run.
-	Message(ctx context.Context, data []byte) error
-	// Keepalive reports the server's WAL end from a keepalive message: every
-	// transaction committed before it has been handed to Message.
-	Keepalive(walEnd cdc.LSN)
-	// Confirmable returns the LSN up to which the slot may confirm: every
-	// transaction ending at or before it is durably handled.
-	Confirmable() cdc.LSN
-	// Restart delivers a value when the consumer needs the stream read
-	// again from the confirmed position (a sink recovered and must catch up).
-	Restart() <-chan struct{}
-	// Drain is called once on shutdown while the slot is still held: flush
-	// everything received and write checkpoints.
-	Drain(ctx context.Context) error
-}
-
 // State is what a Stream is doing.
 type State int32
 
@@ -66,7 +40,7 @@ func (s State) String() string {
 	return "starting"
 }
 
-// Stream reads a replication slot and hands its messages to a Consumer.
+// Stream reads a replication slot and hands its messages to a cdc.Consumer.
 type Stream struct {
 	cfg   Config
 	repl  *pgconn.Config
@@ -114,7 +88,7 @@ var (
 // drops and standing by while another instance holds the slot. It returns nil
 // after a clean shutdown (the consumer drained), or the error that stopped it:
 // a consumer error, a missing slot or publication, failed authentication.
-func (s *Stream) Run(ctx context.Context, c Consumer) error {
+func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 	defer s.state.Store(int32(StateStopped))
 	log := s.cfg.Logger
 	delay := retry.Backoff{Min: 250 * time.Millisecond, Max: 15 * time.Second}
@@ -171,7 +145,7 @@ func (s *Stream) holder(ctx context.Context) string {
 
 // session connects, acquires the slot and streams until ctx ends or an error.
 // streamed reports whether the slot was acquired.
-func (s *Stream) session(ctx context.Context, c Consumer) (streamed bool, err error) {
+func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, err error) {
 	conn, err := pgconn.ConnectConfig(ctx, s.repl)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -230,7 +204,7 @@ func (s *Stream) session(ctx context.Context, c Consumer) (streamed bool, err er
 // shutdown, restart requests and due status updates.
 const tick = 100 * time.Millisecond
 
-func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c Consumer, floor cdc.LSN) error {
+func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer, floor cdc.LSN) error {
 	received, sent := floor, floor
 	sendStatus := func() error {
 		flush := max(c.Confirmable(), sent)
@@ -332,7 +306,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c Consumer, fl
 
 // drain lets the consumer flush while the slot is still held, then confirms
 // what it flushed.
-func (s *Stream) drain(c Consumer, sendStatus func() error) error {
+func (s *Stream) drain(c cdc.Consumer, sendStatus func() error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := c.Drain(ctx)

@@ -181,7 +181,7 @@ type lag struct {
 
 // countPending reads the inactive slot's pending changes and counts, per
 // sink, the events after its checkpoint that its filters let through.
-func countPending(ctx context.Context, pool *pgxpool.Pool, pc *config.Pipeline, cps map[string]checkpoint.Checkpoint) (map[string]lag, error) {
+func countPending(ctx context.Context, pool *pgxpool.Pool, pc *config.Pipeline, cps map[string]cdc.Checkpoint) (map[string]lag, error) {
 	dec := decoder.New(decoder.Config{Schema: pc.Source.Schema})
 	out := make(map[string]lag, len(pc.Sinks))
 	filters := make([]pipeline.Filter, len(pc.Sinks))

@@ -1,0 +1,26 @@
+package cdc
+
+import (
+	"errors"
+	"time"
+)
+
+// Checkpoint is one sink's durable position and the progress figures the
+// active instance reports with it. The pipeline saves it only after the sink
+// has durably accepted every event at or below Position; package checkpoint
+// stores it in cdc_checkpoints.
+type Checkpoint struct {
+	Position   Position  // everything at or below has been durably accepted
+	Flush      LSN       // end LSN of the last fully accepted transaction: what the slot may confirm for this sink
+	CommitTime time.Time // commit time of the transaction at Position.LSN, zero if unknown
+	Events     int64     // events delivered to the sink since the row was created
+	Pending    int64     // events received by the active instance and not yet accepted
+	Instance   string    // host and pid of the instance that wrote the row
+	UpdatedAt  time.Time // when the row was written (set by the store)
+}
+
+// ErrCheckpointBackwards is returned when saving a checkpoint older than the
+// stored one: checkpoints only move forward, so an instance that lost the
+// slot can neither move one back nor overwrite a newer one (the fencing of
+// SPEC §3).
+var ErrCheckpointBackwards = errors.New("checkpoint would move backwards")

@@ -1,0 +1,29 @@
+package cdc
+
+import "context"
+
+// Consumer receives the pgoutput stream of a replication slot: package
+// replication calls it, package pipeline implements it. The stream calls
+// every method from one goroutine.
+type Consumer interface {
+	// Open is called each time streaming starts on a newly acquired slot,
+	// before the first Message: the consumer (re)loads its checkpoints and
+	// forgets any partly received transaction and relation. An error is
+	// retried with backoff on a new connection.
+	Open(ctx context.Context) error
+	// Message handles one pgoutput message. data is only valid during the
+	// call. An error ends the stream.
+	Message(ctx context.Context, data []byte) error
+	// Keepalive reports the server's WAL end from a keepalive message: every
+	// transaction committed before it has been handed to Message.
+	Keepalive(walEnd LSN)
+	// Confirmable returns the LSN up to which the slot may confirm: every
+	// transaction ending at or before it is durably handled.
+	Confirmable() LSN
+	// Restart delivers a value when the consumer needs the stream read
+	// again from the confirmed position (a sink recovered and must catch up).
+	Restart() <-chan struct{}
+	// Drain is called once on shutdown while the slot is still held: flush
+	// everything received and write checkpoints.
+	Drain(ctx context.Context) error
+}

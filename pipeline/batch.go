@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/retry"
+)
+
+// This file is the runner's write path: taking chunks, batching, writing
+// with retries, and what happens to a rejected event.
+
+// take processes one chunk.
+func (r *runner) take(ctx context.Context, c []item) error {
+	for i := range c {
+		it := &c[i]
+		if it.kind == itemEvent {
+			r.queued.Add(-1)
+		}
+		if it.kind == itemFloor {
+			r.raiseFloor(it)
+			continue
+		}
+		if r.stopped.Load() || it.pos.Compare(r.consumed) <= 0 {
+			continue // stopped, or already taken before a restart
+		}
+		if it.kind == itemEvent && it.event.BData != nil && r.filter.match(it.event) {
+			if err := r.refuse(ctx, it.event, cdc.ErrBinaryBody); err != nil {
+				return err
+			}
+			if r.stopped.Load() {
+				continue
+			}
+		}
+		r.consumed = it.pos
+		switch it.kind {
+		case itemCommit:
+			r.consumedFlush = it.end
+			r.consumedTime = it.commitTime
+		case itemEvent:
+			if it.event.BData != nil || !r.filter.match(it.event) {
+				continue
+			}
+			r.add(it.event)
+			if len(r.batch) >= r.policy.MaxEvents || r.batchBytes >= r.policy.MaxBytes {
+				if err := r.flush(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) add(e *cdc.Event) {
+	if len(r.batch) == 0 && !r.timerOn {
+		r.timer.Reset(r.policy.MaxWait)
+		r.timerOn = true
+	}
+	r.batch = append(r.batch, e)
+	r.batchBytes += e.Size()
+	r.batched.Store(int64(len(r.batch)))
+}
+
+// flush writes the pending batch, retrying until it succeeds or ctx ends,
+// then saves the checkpoint.
+func (r *runner) flush(ctx context.Context) error {
+	if r.timerOn {
+		r.timer.Stop()
+		r.timerOn = false
+	}
+	if len(r.batch) > 0 {
+		if err := r.write(ctx); err != nil {
+			return err
+		}
+	}
+	if r.stopped.Load() {
+		return nil
+	}
+	return r.save(ctx)
+}
+
+// write delivers r.batch. On return without error every event of it is
+// durable or dead-lettered, or the sink is stopped.
+func (r *runner) write(ctx context.Context) error {
+	delay := retry.Backoff{Min: r.retryMin, Max: r.retryMax}
+	events := r.batch
+	for len(events) > 0 {
+		err := r.Sink.Write(ctx, cdc.Batch{Events: events})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var rej *cdc.RejectedError
+		if errors.As(err, &rej) && rej.Index >= 0 && rej.Index < len(events) {
+			bad := events[rej.Index]
+			if r.OnError == Stop {
+				r.stop(bad, rej.Err)
+				r.delivered.Add(int64(rej.Index))
+				r.events += int64(rej.Index)
+				return r.saveStopped(ctx, bad)
+			}
+			if err := r.deadLetter(ctx, bad, rej.Err); err != nil {
+				return err
+			}
+			r.delivered.Add(int64(rej.Index))
+			r.events += int64(rej.Index)
+			events = events[rej.Index+1:]
+			delay.Reset()
+			continue
+		}
+		r.failing.Store(true)
+		wait := delay.Next()
+		r.log.Warn("sink write failed; retrying", "events", len(events), "err", err, "retry_in", wait)
+		if !retry.Sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+	if r.failing.Swap(false) {
+		r.log.Info("sink write succeeded again")
+	}
+	r.delivered.Add(int64(len(events)))
+	r.events += int64(len(events))
+	r.clearBatch()
+	return nil
+}
+
+func (r *runner) clearBatch() {
+	r.batch = r.batch[:0]
+	r.batchBytes = 0
+	r.batched.Store(0)
+}
+
+// refuse handles an event no sink can take (see cdc.ErrBinaryBody) as if
+// the sink had rejected it: what is pending is written first, then on_error
+// decides. It must be called before the event is consumed.
+func (r *runner) refuse(ctx context.Context, bad *cdc.Event, cause error) error {
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	if r.stopped.Load() {
+		return nil
+	}
+	if r.OnError == Stop {
+		r.stop(bad, cause)
+		return r.saveStopped(ctx, bad)
+	}
+	return r.deadLetter(ctx, bad, cause)
+}
+
+func (r *runner) stop(bad *cdc.Event, cause error) {
+	r.stopped.Store(true)
+	r.log.Error("sink stopped: an event was rejected permanently (on_error: stop); fix the cause and restart, or set on_error: dead_letter",
+		"position", bad.Position().String(), "event_id", bad.ID, "stream_id", bad.StreamID, "type", bad.Type, "err", cause)
+}
+
+func (r *runner) deadLetter(ctx context.Context, e *cdc.Event, cause error) error {
+	delay := retry.Backoff{Min: r.retryMin, Max: r.retryMax}
+	for {
+		err := r.deadLetters.Write(ctx, r.pipeline, r.name, e, cause)
+		if err == nil {
+			r.log.Warn("event rejected; written to the dead-letter table",
+				"position", e.Position().String(), "event_id", e.ID, "type", e.Type, "err", cause)
+			return nil
+		}
+		r.failing.Store(true)
+		wait := delay.Next()
+		r.log.Warn("could not write a dead letter; retrying", "event_id", e.ID, "err", err, "retry_in", wait)
+		if !retry.Sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// finish writes what is pending when the input is closed (shutdown).
+func (r *runner) finish(ctx context.Context) error {
+	if r.stopped.Load() {
+		return nil
+	}
+	if err := r.flush(ctx); err != nil {
+		return fmt.Errorf("sink %s: final write: %w", r.name, err)
+	}
+	return nil
+}

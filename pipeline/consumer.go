@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/decoder"
+)
+
+// This file implements cdc.Consumer: what the replication stream calls.
+
+var _ cdc.Consumer = (*Pipeline)(nil)
+
+// Open implements cdc.Consumer: it forgets the partial state of the previous
+// connection, reloads the checkpoints and re-attaches every sink.
+func (p *Pipeline) Open(ctx context.Context) error {
+	p.dec.Reset()
+	p.chunk = nil
+	p.inTx = false
+	cps, err := p.cfg.Checkpoints.Load(ctx, p.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+	}
+	for _, r := range p.runners {
+		cp, ok := cps[r.name]
+		cp, ok, err := r.ownCheckpoint(ctx, cp, ok)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+		}
+		if err := r.attach(ctx, cp, ok, !p.opened); err != nil {
+			return err
+		}
+	}
+	p.opened = true
+	return nil
+}
+
+// Message implements cdc.Consumer: it decodes one pgoutput message and hands
+// the chunk to the sinks at a commit or when it is full.
+func (p *Pipeline) Message(ctx context.Context, data []byte) error {
+	m, err := p.dec.Decode(data)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+	}
+	switch m.Kind {
+	case decoder.KindBegin:
+		p.inTx = true
+		return nil
+	case decoder.KindEvent:
+		p.received.Add(1)
+		p.chunk = append(p.chunk, item{kind: itemEvent, pos: m.Position, event: m.Event})
+	case decoder.KindSkip:
+		// Not an event; the commit that follows covers its position.
+		p.skipped.Add(1)
+		return nil
+	case decoder.KindCommit:
+		p.inTx = false
+		p.lastEnd = max(p.lastEnd, m.EndLSN)
+		p.chunk = append(p.chunk, item{kind: itemCommit, pos: cdc.Position{LSN: m.CommitLSN, Index: cdc.EndOfTx}, end: m.EndLSN, commitTime: m.CommitTime})
+		return p.dispatch(ctx)
+	default:
+		return nil
+	}
+	if len(p.chunk) >= chunkSize {
+		return p.dispatch(ctx)
+	}
+	return nil
+}
+
+// Keepalive implements cdc.Consumer.
+func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
+	if !p.inTx {
+		p.idleEnd = max(p.idleEnd, walEnd)
+	}
+}
+
+// Confirmable implements cdc.Consumer: the minimum of the sinks' saved flush
+// LSNs, or the server's WAL end when every sink has saved everything
+// dispatched and no transaction is open.
+func (p *Pipeline) Confirmable() cdc.LSN {
+	lowest := ^cdc.LSN(0)
+	caughtUp := !p.inTx
+	for _, r := range p.runners {
+		f := r.flushLSN()
+		lowest = min(lowest, f)
+		if f < p.lastEnd {
+			caughtUp = false
+		}
+	}
+	if caughtUp {
+		lowest = max(lowest, p.idleEnd)
+	}
+	return lowest
+}
+
+// Restart implements cdc.Consumer.
+func (p *Pipeline) Restart() <-chan struct{} { return p.restart }
+
+// Drain implements cdc.Consumer: it hands every sink what was received, waits
+// for them to write it and save their checkpoints.
+func (p *Pipeline) Drain(ctx context.Context) error {
+	p.drained = true
+	if len(p.chunk) > 0 {
+		// A transaction cut short by the shutdown: its first rows are
+		// valid positions and can be delivered and checkpointed.
+		if err := p.dispatch(ctx); err != nil {
+			p.log.Warn("could not hand the last rows to every sink; they are read again at the next start", "err", err)
+		}
+	}
+	p.closeInputs()
+	var errs []error
+	for _, r := range p.runners {
+		if err := r.wait(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,283 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/decoder"
+	"github.com/martencdc/cdc/pipeline"
+)
+
+// The tests in this file run the pipeline core without PostgreSQL: a
+// replayed pgoutput capture stands in for the replication stream and maps
+// stand in for the checkpoint and dead-letter tables.
+
+// capture is the pgoutput capture the core tests replay: every Marten write
+// path of the default layout (see decoder/testdata/README.md).
+const capture = "../decoder/testdata/layout_default.hex"
+
+// readCapture returns the messages of a capture file ("lsn xid hex" lines).
+func readCapture(t *testing.T, name string) [][]byte {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var msgs [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		b, err := hex.DecodeString(fields[len(fields)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, b)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// decodeCapture returns the events of the capture and the end LSN of its
+// last transaction, decoded directly: what the pipeline must deliver.
+func decodeCapture(t *testing.T, msgs [][]byte) (events []*cdc.Event, lastEnd cdc.LSN) {
+	t.Helper()
+	d := decoder.New(decoder.Config{})
+	for _, b := range msgs {
+		m, err := d.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m.Kind {
+		case decoder.KindEvent:
+			events = append(events, m.Event)
+		case decoder.KindCommit:
+			lastEnd = m.EndLSN
+		}
+	}
+	return events, lastEnd
+}
+
+// replay is a pipeline.Source that hands a capture to the consumer once,
+// then drains it as a shutdown does.
+type replay struct {
+	msgs        [][]byte
+	confirmable cdc.LSN // what the consumer said could be confirmed, after Drain
+}
+
+func (r *replay) Run(ctx context.Context, c cdc.Consumer) error {
+	if err := c.Open(ctx); err != nil {
+		return err
+	}
+	for _, b := range r.msgs {
+		if err := c.Message(ctx, b); err != nil {
+			return err
+		}
+	}
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	err := c.Drain(drainCtx)
+	r.confirmable = c.Confirmable()
+	return err
+}
+
+// memCheckpoints is the checkpoint table in memory, forward-only like the
+// real one.
+type memCheckpoints struct {
+	mu  sync.Mutex
+	cps map[string]cdc.Checkpoint
+}
+
+func (m *memCheckpoints) Load(_ context.Context, pipeline string) (map[string]cdc.Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]cdc.Checkpoint{}
+	for k, v := range m.cps {
+		if p, sink, _ := strings.Cut(k, "/"); p == pipeline {
+			out[sink] = v
+		}
+	}
+	return out, nil
+}
+
+func (m *memCheckpoints) Save(_ context.Context, pipeline, sink string, cp cdc.Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cps == nil {
+		m.cps = map[string]cdc.Checkpoint{}
+	}
+	k := pipeline + "/" + sink
+	if old, ok := m.cps[k]; ok && cp.Position.Compare(old.Position) < 0 {
+		return fmt.Errorf("save %s at %s: %w", k, cp.Position, cdc.ErrCheckpointBackwards)
+	}
+	m.cps[k] = cp
+	return nil
+}
+
+func (m *memCheckpoints) get(sink string) cdc.Checkpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cps["core/"+sink]
+}
+
+// memDeadLetters records dead letters.
+type memDeadLetters struct {
+	mu     sync.Mutex
+	events []*cdc.Event
+}
+
+func (m *memDeadLetters) Write(_ context.Context, _, _ string, e *cdc.Event, _ error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+	return nil
+}
+
+// runCore runs one pipeline named core over the capture to its end.
+func runCore(t *testing.T, msgs [][]byte, cps *memCheckpoints, dl *memDeadLetters, sinks ...pipeline.SinkConfig) *replay {
+	t.Helper()
+	p, err := pipeline.New(pipeline.Config{
+		Name: "core", Sinks: sinks, Checkpoints: cps, DeadLetters: dl, Logger: testLogger(t),
+		RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &replay{msgs: msgs}
+	if err := p.Run(t.Context(), src); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// TestCore delivers a capture of every Marten write path to sinks with
+// different filters, batch sizes and failure modes, then replays it to a
+// new pipeline over the saved checkpoints, which must deliver nothing again.
+func TestCore(t *testing.T) {
+	msgs := readCapture(t, capture)
+	all, lastEnd := decodeCapture(t, msgs)
+	if len(all) < 10 {
+		t.Fatalf("capture has %d events", len(all))
+	}
+	last := cdc.Position{LSN: all[len(all)-1].LSN, Index: cdc.EndOfTx}
+	firstType := all[0].Type
+	var only []*cdc.Event
+	for _, e := range all {
+		if e.Type == firstType {
+			only = append(only, e)
+		}
+	}
+	bad := all[len(all)/2]
+
+	for _, tc := range []struct {
+		name    string
+		sink    pipeline.SinkConfig
+		fail    int          // writes that fail before the sink recovers
+		reject  bool         // the sink refuses the event in the middle for good
+		want    []*cdc.Event // what the sink holds at the end
+		dead    int          // events dead-lettered
+		cp      cdc.Position // the sink's checkpoint at the end
+		confirm bool         // the slot may confirm the capture's end
+	}{
+		{name: "all events, one per batch", sink: pipeline.SinkConfig{Batch: cdc.BatchPolicy{MaxEvents: 1}},
+			want: all, cp: last, confirm: true},
+		{name: "one type", sink: pipeline.SinkConfig{Filter: pipeline.Filter{Include: []string{firstType}}},
+			want: only, cp: last, confirm: true},
+		{name: "failing writes are retried", sink: pipeline.SinkConfig{Batch: cdc.BatchPolicy{MaxEvents: 3}},
+			fail: 5, want: all, cp: last, confirm: true},
+		{name: "rejected event dead-lettered", sink: pipeline.SinkConfig{OnError: pipeline.DeadLetter},
+			reject: true, want: without(all, bad), dead: 1, cp: last, confirm: true},
+		{name: "rejected event stops the sink", sink: pipeline.SinkConfig{OnError: pipeline.Stop},
+			reject: true, want: before(all, bad), cp: justBefore(bad), confirm: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			failing := &failFirst{Sink: rec, n: tc.fail}
+			if tc.reject {
+				rec.reject = func(e *cdc.Event) bool { return e.ID == bad.ID }
+			}
+			tc.sink.Name, tc.sink.Sink = "s", failing
+			cps, dl := &memCheckpoints{}, &memDeadLetters{}
+			src := runCore(t, msgs, cps, dl, tc.sink)
+
+			if got, want := ids(rec.snapshot()), ids(tc.want); !slices.Equal(got, want) {
+				t.Fatalf("delivered %d events, want %d:\n got %v\nwant %v", len(got), len(want), got, want)
+			}
+			if len(dl.events) != tc.dead {
+				t.Errorf("%d dead letters, want %d", len(dl.events), tc.dead)
+			}
+			if cp := cps.get("s"); cp.Position != tc.cp {
+				t.Errorf("checkpoint %s, want %s", cp.Position, tc.cp)
+			}
+			if got := src.confirmable >= lastEnd; got != tc.confirm {
+				t.Errorf("confirmable %s with capture end %s: past the end %v, want %v", src.confirmable, lastEnd, got, tc.confirm)
+			}
+
+			// A new pipeline over the saved checkpoints: nothing again.
+			again := &recorder{reject: rec.reject}
+			tc.sink.Sink = again
+			runCore(t, msgs, cps, &memDeadLetters{}, tc.sink)
+			if n := again.count(); n != 0 && tc.confirm {
+				t.Errorf("replayed over the checkpoints: %d events delivered again", n)
+			}
+		})
+	}
+}
+
+// failFirst fails the first n writes.
+type failFirst struct {
+	cdc.Sink
+	n int
+}
+
+func (f *failFirst) Write(ctx context.Context, b cdc.Batch) error {
+	if f.n > 0 {
+		f.n--
+		return errors.New("target unavailable (test)")
+	}
+	return f.Sink.Write(ctx, b)
+}
+
+func without(events []*cdc.Event, bad *cdc.Event) []*cdc.Event {
+	var out []*cdc.Event
+	for _, e := range events {
+		if e != bad {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func before(events []*cdc.Event, bad *cdc.Event) []*cdc.Event {
+	for i, e := range events {
+		if e == bad {
+			return events[:i]
+		}
+	}
+	return events
+}
+
+// justBefore is the checkpoint of a sink stopped at e.
+func justBefore(e *cdc.Event) cdc.Position {
+	if e.Index == 0 {
+		return cdc.Position{LSN: e.LSN - 1, Index: cdc.EndOfTx}
+	}
+	return cdc.Position{LSN: e.LSN, Index: e.Index - 1}
+}
