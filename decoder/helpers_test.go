@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	cdc "github.com/martencdc/cdc"
 )
 
 // render prints a message with every field, times in RFC 3339 with their
@@ -48,24 +46,3 @@ func ts(s string) time.Time {
 }
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
-
-func mustLSN(s string) cdc.LSN {
-	l, err := cdc.ParseLSN(s)
-	if err != nil {
-		panic(err)
-	}
-	return l
-}
-
-// mustPos parses "0/16B3748#3".
-func mustPos(s string) cdc.Position {
-	lsn, idx, ok := strings.Cut(s, "#")
-	if !ok {
-		panic("no # in position " + s)
-	}
-	var i uint32
-	if _, err := fmt.Sscan(idx, &i); err != nil {
-		panic(err)
-	}
-	return cdc.Position{LSN: mustLSN(lsn), Index: i}
-}
