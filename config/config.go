@@ -20,10 +20,6 @@ const (
 // [DefaultSlotPrefix] the default slot name stays within PostgreSQL's 63 bytes.
 const MaxPipelineNameLen = 40
 
-// CheckpointTable is the table, in [Checkpoints.Schema], that holds the
-// per-sink checkpoints.
-const CheckpointTable = "cdc_checkpoints"
-
 // Config is a whole configuration file.
 type Config struct {
 	Pipelines []Pipeline // at least one; names are unique
@@ -101,8 +97,8 @@ const (
 	StartBeginning Start = "beginning"
 )
 
-// Checkpoints says where a pipeline keeps its sinks' checkpoints, in table
-// [CheckpointTable].
+// Checkpoints says where a pipeline keeps its sinks' checkpoints (table
+// cdc_checkpoints, package checkpoint) and dead letters (cdc_dead_letters).
 type Checkpoints struct {
 	// DSN is the connection string of the checkpoint database.
 	// Default: Source.DSN. May hold a password: show it only through [Redact].

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/elastic"
 )
 
 // ElasticOptions configures an "elastic" sink (SPEC §4, §5).
@@ -15,12 +16,12 @@ type ElasticOptions struct {
 	Index string
 	// IndexTemplate is Index parsed.
 	IndexTemplate *route.Template
-	// Mode is "events" (default: one document per event) or "latest" (one
-	// document per stream, the merge of its events' data).
-	Mode string
+	// Mode is elastic.Modes(): events (default: one document per event) or
+	// latest (one document per stream, the merge of its events' data).
+	Mode elastic.Mode
 	// IndexSettings is the path of a JSON file with the settings and
 	// mappings of the indices cdc creates; "" lets Elasticsearch
-	// auto-create them. cmd/cdc reads it.
+	// auto-create them. Package assemble reads it.
 	IndexSettings string
 	// Username and Password are basic-auth credentials; APIKey is an
 	// encoded API key. Passwords and keys are never printed.
@@ -46,10 +47,10 @@ var elasticKind = sinkKind{
 	keys: []string{"addresses", "index", "mode", "index_settings", "username", "password", "api_key",
 		"workers", "flush_bytes", "request_timeout", "tls"},
 	decode: func(m *mapping) SinkOptions {
-		o := &ElasticOptions{Mode: "events"}
+		o := &ElasticOptions{Mode: elastic.Modes()[0]}
 		o.Addresses = m.requiredStrs("addresses", httpURL, "address")
 		o.Index, o.IndexTemplate, _ = m.template("index", true)
-		if v, ok := oneOf(m, "mode", "events", "latest"); ok {
+		if v, ok := oneOf(m, "mode", elastic.Modes()...); ok {
 			o.Mode = v
 		}
 		o.IndexSettings, _ = m.str("index_settings", false, nil)

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/kafka"
 )
 
-// KafkaOptions configures a "kafka" sink (SPEC §4). The string-valued
-// choices are checked here and keep the spelling of the configuration file
-// (package sinks/kafka uses the same names).
+// KafkaOptions configures a "kafka" sink (SPEC §4). The choices (key,
+// partitioner, value, compression, SASL mechanism) and their defaults are
+// package sinks/kafka's own: they are spelled only there.
 type KafkaOptions struct {
 	// Brokers are the bootstrap brokers, host:port. Required.
 	Brokers []string
@@ -18,17 +19,17 @@ type KafkaOptions struct {
 	Topic string
 	// TopicTemplate is Topic parsed.
 	TopicTemplate *route.Template
-	// Key is what the message key is: "stream_id" (default, keeps each
-	// stream in one partition and in order), "id" or "tenant_id".
-	Key string
-	// Partitioner places keys: "murmur2" (default, as Java clients do) or
-	// "fnv1a".
-	Partitioner string
-	// Value is "envelope" (default, the JSON envelope) or "data" (the
-	// event's data as is).
-	Value string
-	// Compression is "none" (default), "gzip", "snappy", "lz4" or "zstd".
-	Compression string
+	// Key is what the message key is: kafka.Keys(), default stream_id
+	// (keeps each stream in one partition and in order).
+	Key kafka.Key
+	// Partitioner places keys: kafka.Partitioners(), default murmur2 (as
+	// Java clients do).
+	Partitioner kafka.Partitioner
+	// Value is kafka.Values(): envelope (default, the JSON envelope) or
+	// data (the event's data as is).
+	Value kafka.Value
+	// Compression is kafka.Compressions(), default none.
+	Compression kafka.Compression
 	// CreateTopics creates missing topics (default false: a missing topic
 	// is an error).
 	CreateTopics bool
@@ -64,7 +65,7 @@ type TLSOptions struct {
 
 // SASLOptions are SASL credentials.
 type SASLOptions struct {
-	Mechanism string // "plain", "scram-sha-256" or "scram-sha-512"
+	Mechanism string // one of kafka.Mechanisms()
 	Username  string
 	Password  string // usually ${VAR}; never printed
 }
@@ -76,19 +77,19 @@ var kafkaKind = sinkKind{
 		"topic_partitions", "topic_replication_factor", "max_message_bytes", "write_timeout",
 		"client_id", "tls", "sasl"},
 	decode: func(m *mapping) SinkOptions {
-		o := &KafkaOptions{Key: "stream_id", Partitioner: "murmur2", Value: "envelope", Compression: "none"}
+		o := &KafkaOptions{Key: kafka.Keys()[0], Partitioner: kafka.Partitioners()[0], Value: kafka.Values()[0], Compression: kafka.Compressions()[0]}
 		o.Brokers = m.requiredStrs("brokers", hostPort, "broker")
 		o.Topic, o.TopicTemplate, _ = m.template("topic", true)
-		if v, ok := oneOf(m, "key", "stream_id", "id", "tenant_id"); ok {
+		if v, ok := oneOf(m, "key", kafka.Keys()...); ok {
 			o.Key = v
 		}
-		if v, ok := oneOf(m, "partitioner", "murmur2", "fnv1a"); ok {
+		if v, ok := oneOf(m, "partitioner", kafka.Partitioners()...); ok {
 			o.Partitioner = v
 		}
-		if v, ok := oneOf(m, "value", "envelope", "data"); ok {
+		if v, ok := oneOf(m, "value", kafka.Values()...); ok {
 			o.Value = v
 		}
-		if v, ok := oneOf(m, "compression", "none", "gzip", "snappy", "lz4", "zstd"); ok {
+		if v, ok := oneOf(m, "compression", kafka.Compressions()...); ok {
 			o.Compression = v
 		}
 		o.CreateTopics, _ = m.boolean("create_topics")
@@ -133,7 +134,7 @@ func decodeSASL(m *mapping) *SASLOptions {
 		return o
 	}
 	m.only("mechanism", "username", "password")
-	o.Mechanism, _ = oneOf(m, "mechanism", "plain", "scram-sha-256", "scram-sha-512")
+	o.Mechanism, _ = oneOf(m, "mechanism", kafka.Mechanisms()...)
 	if _, ok := m.get("mechanism"); !ok {
 		m.required("mechanism")
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/martencdc/cdc/sinks/postgres"
 )
 
 // PostgresOptions configures a "postgres" sink (SPEC §4): read models
@@ -12,8 +14,8 @@ import (
 type PostgresOptions struct {
 	// DSN is the target database; it may be the source. Required.
 	DSN string
-	// Mode is "projections" (default) or "events".
-	Mode string
+	// Mode is postgres.Modes(): projections (default) or events.
+	Mode postgres.Mode
 	// Table is where mode events copies the events; default cdc_events.
 	Table string
 	// Projections are the SQL projections of mode projections.
@@ -38,17 +40,17 @@ var postgresKind = sinkKind{
 	name: "postgres",
 	keys: []string{"dsn", "mode", "table", "projections"},
 	decode: func(m *mapping) SinkOptions {
-		o := &PostgresOptions{Mode: "projections"}
+		o := &PostgresOptions{Mode: postgres.Modes()[0]}
 		o.DSN, _ = m.str("dsn", true, nil)
-		if v, ok := oneOf(m, "mode", "projections", "events"); ok {
+		if v, ok := oneOf(m, "mode", postgres.Modes()...); ok {
 			o.Mode = v
 		}
 		o.Table, _ = m.str("table", false, nil)
 		items, line, ok := m.list("projections")
 		switch {
-		case ok && o.Mode == "events":
+		case ok && o.Mode == postgres.ModeEvents:
 			m.d.addf(line, join(m.path, "projections"), "not used with mode: events (it copies the events into table)")
-		case !ok && o.Mode == "projections":
+		case !ok && o.Mode == postgres.ModeProjections:
 			if _, present := m.get("projections"); !present {
 				m.d.addf(m.line, join(m.path, "projections"), "required with mode: projections (or set mode: events)")
 			}
@@ -61,7 +63,7 @@ var postgresKind = sinkKind{
 				o.Projections = append(o.Projections, p)
 			}
 		}
-		if o.Table != "" && o.Mode != "events" {
+		if o.Table != "" && o.Mode != postgres.ModeEvents {
 			m.d.addf(m.valueLine("table"), join(m.path, "table"), "only used with mode: events")
 		}
 		return o

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/martencdc/cdc"
 )
@@ -31,6 +32,14 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
 	probes      *probeCollector
+}
+
+// NewRegistry returns a registry with the Go runtime's and the process's
+// collectors and cdc's metrics registered.
+func NewRegistry() (*prometheus.Registry, *Metrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, New(reg)
 }
 
 // New registers cdc's metrics with reg.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/internal/pgcluster"
 	"github.com/martencdc/cdc/internal/pgtest"
 )
@@ -33,26 +34,26 @@ func TestBadInput(t *testing.T) {
 		{
 			name:   "malformed yaml",
 			config: "pipelines:\n  - name: helpdesk\n    source: {dsn: x\n",
-			code:   exitUsage,
+			code:   cli.ExitUsage,
 			want:   "cdc.yaml:3: invalid YAML: did not find expected ',' or '}'",
 		},
 		{
 			name:   "unknown key",
 			config: "pipelines:\n  - name: helpdesk\n    source: {dsn: x}\n    sinks:\n      - {name: out, kind: stdout, batch: {max_evnts: 5}}\n",
-			code:   exitUsage,
+			code:   cli.ExitUsage,
 			want:   "cdc.yaml:5: pipelines[0].sinks[0].batch.max_evnts: unknown key (known: max_events, max_bytes, max_wait)",
 		},
 		{
 			name:   "unset variable",
 			config: "pipelines:\n  - name: helpdesk\n    source: {dsn: \"${CDC_NOT_SET}\"}\n    sinks: [{name: out, kind: stdout}]\n",
-			code:   exitUsage,
+			code:   cli.ExitUsage,
 			want:   "cdc.yaml:3: pipelines[0].source.dsn: environment variable CDC_NOT_SET is not set",
 		},
 		{
 			name:   "missing table",
 			config: "pipelines:\n  - name: helpdesk\n    source: {dsn: \"%DSN%\", schema: nowhere}\n    sinks: [{name: out, kind: stdout}]\n",
 			dsn:    good,
-			code:   exitFailure,
+			code:   cli.ExitFailure,
 			want:   "pipeline helpdesk: table nowhere.mt_events does not exist",
 		},
 		{
@@ -65,14 +66,14 @@ func TestBadInput(t *testing.T) {
 				}
 				return dsn
 			},
-			code: exitFailure,
+			code: cli.ExitFailure,
 			want: `pipeline helpdesk: table helpdesk.mt_events lacks required column "tenant_id"`,
 		},
 		{
 			name:   "wal_level not logical",
 			config: "pipelines:\n  - name: helpdesk\n    source: {dsn: \"%DSN%\", schema: helpdesk}\n    sinks: [{name: out, kind: stdout}]\n",
 			dsn:    func(t *testing.T) string { return pgtest.NewMartenDatabase(t, replica, "helpdesk") },
-			code:   exitFailure,
+			code:   cli.ExitFailure,
 			want:   `pipeline helpdesk: wal_level is "replica", cdc needs wal_level=logical`,
 		},
 		{
@@ -88,7 +89,7 @@ GRANT USAGE ON SCHEMA helpdesk TO cdc_plain; GRANT SELECT ON ALL TABLES IN SCHEM
 				t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP OWNED BY cdc_plain; DROP ROLE cdc_plain`) })
 				return strings.Replace(dsn, "postgres@", "cdc_plain:secret-pw@", 1)
 			},
-			code: exitFailure,
+			code: cli.ExitFailure,
 			want: `pipeline helpdesk: role "cdc_plain" has neither REPLICATION nor SUPERUSER: ALTER ROLE "cdc_plain" REPLICATION`,
 		},
 	}
@@ -131,7 +132,7 @@ func TestUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := startCDC(t, dir, "validate", nil, "validate", "--config", path)
-	if code := v.wait(30 * time.Second); code != exitFailure {
+	if code := v.wait(30 * time.Second); code != cli.ExitFailure {
 		t.Fatalf("validate exit %d, want 1:\n%s", code, v.stderr())
 	}
 	lines := strings.Split(strings.TrimSpace(v.stderr()), "\n")

@@ -3,280 +3,50 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"io"
-	mrand "math/rand/v2"
-	"sync"
-	"sync/atomic"
-	"time"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/martencdc/cdc/config"
-	"github.com/martencdc/cdc/internal/marten"
-	"github.com/martencdc/cdc/internal/pgcluster"
-	"github.com/martencdc/cdc/replication"
-	"github.com/martencdc/cdc/sinks/postgres"
-	"github.com/martencdc/cdc/sinks/postgres/helpdesktest"
+	"github.com/martencdc/cdc/internal/cli"
 )
 
-// demoSchema is where the demo's Marten event store lives: not public, as in
-// most Marten deployments (DatabaseSchemaName).
-const demoSchema = "helpdesk"
+// demoCommand is the demo's own binary: the demo and the in-process fakes it
+// runs (Kafka, Elasticsearch, a throwaway PostgreSQL) are not linked into
+// cdc.
+const demoCommand = "cdc-demo"
 
-// cmdDemo is a self-contained tour: a throwaway PostgreSQL with Marten's
-// schema, concurrent helpdesk writers (some committing late, some rolling
-// back), a pipeline into every sink kind (stdout; Kafka on in-process kfake
-// brokers; Elasticsearch events and latest modes on an in-process fake; the
-// helpdesk read models in the demo database), and a live view of appended
-// vs delivered events and lag. It removes everything it started.
+// cmdDemo runs cdc-demo, found next to this executable or on PATH, with
+// args.
 func cmdDemo(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C)")
-	rate := fs.Int("rate", 20, "events appended per second, all writers together")
-	writers := fs.Int("writers", 4, "concurrent writers")
-	var lf logFlags
-	lf.register(fs)
-	lf.level = "warn"
-	fs.Lookup("log-level").DefValue = "warn"
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+	path := demoPath()
+	if path == "" {
+		return cli.Usagef("the demo is the separate command %s (so that cdc carries no test fakes): run it with\n"+
+			"  go run github.com/martencdc/cdc/cmd/cdc-demo@latest %s\n"+
+			"or, in a clone of the repository, go run ./cmd/cdc-demo", demoCommand, strings.Join(args, " "))
 	}
-	if *rate <= 0 || *writers <= 0 {
-		return usagef("demo: --rate and --writers must be positive")
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.stdout, e.stderr
+	// The demo handles SIGINT itself and cleans up: give it time.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &cli.ExitError{Code: ee.ExitCode()}
 	}
-	log, err := lf.logger(e.stderr)
-	if err != nil {
-		return err
-	}
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
-
-	fmt.Fprintln(e.stderr, "demo: starting a throwaway PostgreSQL (wal_level=logical)...")
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Logger: log})
-	if err != nil {
-		if errors.Is(err, pgcluster.ErrNoServer) {
-			return fmt.Errorf("demo: %w", err)
-		}
-		return fmt.Errorf("demo: start PostgreSQL: %w", err)
-	}
-	defer func() {
-		if err := cluster.Stop(); err != nil {
-			log.Warn("could not stop the demo's PostgreSQL", "err", err)
-		}
-		fmt.Fprintln(e.stderr, "demo: PostgreSQL stopped and its files removed")
-	}()
-	setupCtx := context.WithoutCancel(ctx)
-	if err := cluster.CreateDatabase(setupCtx, "helpdesk"); err != nil {
-		return err
-	}
-	dsn := cluster.DSN("helpdesk")
-	pool, err := pgxpool.New(setupCtx, dsn)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := marten.Install(setupCtx, pool, demoSchema); err != nil {
-		return fmt.Errorf("demo: install Marten's schema: %w", err)
-	}
-	if _, err := pool.Exec(setupCtx, postgres.Helpdesk.DDL); err != nil {
-		return fmt.Errorf("demo: create the read-model tables: %w", err)
-	}
-	fmt.Fprintf(e.stderr, "demo: PostgreSQL on port %d, Marten event store in schema %q\n", cluster.Port(), demoSchema)
-
-	targets, err := startDemoTargets()
-	if err != nil {
-		return err
-	}
-	defer targets.close()
-	fmt.Fprintf(e.stderr, "demo: Kafka (3 in-process brokers, kfake) on %s, an Elasticsearch fake on %s\n", targets.kafka.ListenAddrs()[0], targets.es.URL())
-
-	pc := &config.Pipeline{
-		Name:           "helpdesk",
-		Source:         config.Source{DSN: dsn, Schema: demoSchema, Slot: "cdc_helpdesk", Publication: "cdc_helpdesk", Start: config.StartNow},
-		Checkpoints:    config.Checkpoints{DSN: dsn, Schema: demoSchema},
-		Sinks:          targets.sinks(dsn),
-		StandbyRetry:   time.Second,
-		StatusInterval: time.Second,
-	}
-	counter := &deliveryCounters{}
-	sinks := &sinkFactory{stdoutW: e.stdout, wrap: counter.wrap, log: log}
-	rt, err := openRuntime(setupCtx, pc, sinks, nil, instanceID(), false, log)
-	if err != nil {
-		return err
-	}
-	defer rt.close()
-
-	runCtx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopPipeline()
-	pipeDone := make(chan error, 1)
-	go func() { pipeDone <- rt.pipeline.Run(runCtx, rt.stream) }()
-	for rt.stream.State() != replication.StateStreaming {
-		select {
-		case err := <-pipeDone:
-			return fmt.Errorf("demo: pipeline: %w", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	fmt.Fprintf(e.stderr, "demo: streaming; %d writers append ~%d events/s, some commit late, some roll back. Ctrl-C to stop.\n", *writers, *rate)
-
-	w := &demoWriters{pool: pool, rate: *rate, n: *writers}
-	writeCtx, stopWriters := context.WithCancel(ctx)
-	defer stopWriters()
-	writersDone := make(chan error, 1)
-	go func() { writersDone <- w.run(writeCtx) }()
-
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	start := time.Now()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-pipeDone:
-			return fmt.Errorf("demo: pipeline stopped: %w", err)
-		case <-tick.C:
-			demoLine(e.stderr, time.Since(start), w, counter, rt)
-		}
-	}
-	stopWriters()
-	if err := <-writersDone; err != nil {
-		log.Warn("a writer failed", "err", err)
-	}
-	// Let the pipeline deliver what was committed, then stop it cleanly.
-	deadline := time.Now().Add(15 * time.Second)
-	for counter.count() < w.committed.Load() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	demoLine(e.stderr, time.Since(start), w, counter, rt)
-	stopPipeline()
-	if err := <-pipeDone; err != nil {
-		return fmt.Errorf("demo: pipeline: %w", err)
-	}
-	return demoVerdict(setupCtx, e.stderr, pool, w, counter, targets)
+	return err
 }
 
-// demoLine prints the live view.
-func demoLine(out io.Writer, elapsed time.Duration, w *demoWriters, c *deliveryCounters, rt *runtime) {
-	appended, delivered := w.committed.Load(), c.count()
-	lag := "0s"
-	if last := c.lastCommit(); appended > delivered && !last.IsZero() {
-		lag = time.Since(last).Round(10 * time.Millisecond).String()
-	}
-	retained := "?"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if slot, err := replication.Slot(ctx, rt.src, rt.cfg.Source.Slot); err == nil && slot.Exists {
-		retained = bytesHuman(slot.RetainedBytes)
-	}
-	fmt.Fprintf(out, "demo: %4.0fs  appended %d (%d committed late, %d rolled back)  delivered %s  lag %d events / %s  slot retains %s\n",
-		elapsed.Seconds(), appended, w.late.Load(), w.rolledBack.Load(), c.String(), max(appended-delivered, 0), lag, retained)
-}
-
-// demoVerdict checks what every sink delivered against mt_events, and what
-// Kafka and the Elasticsearch fake hold, and says so.
-func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demoWriters, c *deliveryCounters, t *demoTargets) error {
-	var stored, streams int64
-	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT stream_id) FROM helpdesk.mt_events`).Scan(&stored, &streams); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "demo: %d events committed (mt_events holds %d, in %d streams); %d rolled-back events never appeared\n",
-		w.committed.Load(), stored, streams, w.rolledBackEvents.Load())
-	ok := true
-	for _, name := range c.names() {
-		delivered, dups, ordered := c.summary(name)
-		fmt.Fprintf(out, "demo: sink %-9s delivered %d, %d duplicates, commit order kept: %v\n", name, delivered, dups, ordered)
-		ok = ok && int64(delivered) == stored && dups == 0 && ordered
-	}
-	messages, docs, streamDocs := t.holdings()
-	fmt.Fprintf(out, "demo: Kafka holds %d messages; Elasticsearch holds %d event documents and %d stream documents\n", messages, docs, streamDocs)
-	models, err := helpdesktest.Read(ctx, pool)
-	if err != nil {
-		return fmt.Errorf("demo: read the read models: %w", err)
-	}
-	events, err := marten.Events(ctx, pool, demoSchema)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	diff := helpdesktest.Diff(helpdesktest.Recompute(events), models)
-	fmt.Fprintf(out, "demo: the read models (incident_details, incident_short_info, customer_incidents_summary) equal a recomputation from mt_events: %v\n", diff == "")
-	if !ok || messages != stored || docs != stored || streamDocs != streams || diff != "" {
-		return errors.New("demo: delivery did not match the event store")
-	}
-	fmt.Fprintf(out, "demo: %d transactions took their seq_ids early and committed late; the events committed meanwhile were delivered without waiting for them\n", w.late.Load())
-	return nil
-}
-
-// demoWriters append helpdesk events through mt_quick_append_events, as
-// Marten does. A tenth of the transactions stay open for a while after
-// taking their seq_ids (so later seq_ids commit first: the gaps Marten's
-// daemon waits out) and a fifteenth roll back.
-type demoWriters struct {
-	pool *pgxpool.Pool
-	rate int
-	n    int
-
-	committed, late, rolledBack, rolledBackEvents atomic.Int64
-}
-
-func (w *demoWriters) run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, w.n)
-	for i := range w.n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.writer(ctx, uint64(i)); err != nil && ctx.Err() == nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
-func (w *demoWriters) writer(ctx context.Context, seed uint64) error {
-	rng := mrand.New(mrand.NewPCG(seed, 42))
-	hd := marten.NewHelpdesk(rng)
-	perWriter := float64(w.rate) / float64(w.n)
-	for ctx.Err() == nil {
-		stream, events := hd.Next()
-		start := time.Now()
-		tx, err := w.pool.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		if _, _, err := marten.QuickAppend(ctx, tx, demoSchema, stream, "incident", marten.DefaultTenantID, events); err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-			return err
-		}
-		switch r := rng.IntN(30); {
-		case r < 2: // roll back: the seq_ids are lost, a gap Marten's daemon must wait out
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-			w.rolledBack.Add(1)
-			w.rolledBackEvents.Add(int64(len(events)))
-			continue
-		case r < 5: // commit late: later seq_ids commit first
-			time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
-			w.late.Add(1)
-		}
-		if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
-			return err
-		}
-		w.committed.Add(int64(len(events)))
-		pause := time.Duration(float64(len(events))/perWriter*float64(time.Second)) - time.Since(start)
-		if pause > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(pause):
-			}
+// demoPath returns the path of cdc-demo, or "".
+func demoPath() string {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), demoCommand)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p
 		}
 	}
-	return nil
+	if p, err := exec.LookPath(demoCommand); err == nil {
+		return p
+	}
+	return ""
 }

@@ -2,23 +2,21 @@
 // reads committed mt_events inserts from a PostgreSQL logical replication slot,
 // in commit order, and delivers them to batched sinks with one checkpoint per
 // sink. See README.md for the commands and the configuration.
+//
+// This package is the command line only: flags, commands, output and exit
+// codes. Package assemble builds the pipelines; package status reads their
+// state; package admin serves the metrics.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-)
 
-// Exit codes (SPEC §6).
-const (
-	exitOK      = 0
-	exitFailure = 1 // runtime failure
-	exitUsage   = 2 // usage or configuration error
+	"github.com/martencdc/cdc/internal/cli"
 )
 
 const usage = `cdc: change-data-capture projector for Marten event stores
@@ -28,7 +26,7 @@ Usage:
   cdc status   --config FILE [--json]
   cdc validate --config FILE
   cdc teardown --config FILE [--pipeline NAME]... [--checkpoints]
-  cdc demo     [--duration D] [--rate N]
+  cdc demo     [--duration D] [--rate N]   (runs the separate cdc-demo command)
 
 Common flags: --log-format auto|text|json, --log-level debug|info|warn|error.
 Run "cdc COMMAND -h" for the flags of a command.
@@ -53,21 +51,11 @@ func main() {
 	os.Exit(code)
 }
 
-// usageError is a command-line or configuration problem: exit code 2.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
-
 // runCommand runs one command line and returns the exit code.
 func runCommand(ctx context.Context, args []string, e env) int {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, usage)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	var err error
 	switch args[0] {
@@ -83,48 +71,10 @@ func runCommand(ctx context.Context, args []string, e env) int {
 		err = cmdDemo(ctx, args[1:], e)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
-		return exitOK
+		return cli.ExitOK
 	default:
 		fmt.Fprintf(e.stderr, "cdc: unknown command %q\n\n%s", args[0], usage)
-		return exitUsage
+		return cli.ExitUsage
 	}
-	return exitCode(err, e.stderr)
-}
-
-// errReported means the command already printed its problems.
-var errReported = errors.New("problems reported")
-
-// exitCode prints err (one line per problem) and maps it to an exit code.
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
-	}
-	var ue *usageError
-	isUsage := errors.As(err, &ue)
-	if !errors.Is(err, errReported) {
-		for _, line := range splitLines(err.Error()) {
-			fmt.Fprintf(stderr, "cdc: %s\n", line)
-		}
-	}
-	if isUsage {
-		return exitUsage
-	}
-	return exitFailure
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
+	return cli.ExitCode("cdc", err, e.stderr)
 }

@@ -10,10 +10,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/examples/helpdesk"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgtest"
-	"github.com/martencdc/cdc/sinks/postgres"
-	"github.com/martencdc/cdc/sinks/postgres/helpdesktest"
 )
 
 // readModelTarget makes the target database of the helpdesk read models
@@ -24,7 +23,7 @@ func readModelTarget(t *testing.T) (string, *pgxpool.Pool) {
 	pool, err := pgxpool.New(t.Context(), dsn)
 	mustDo(t, "target", err)
 	t.Cleanup(pool.Close)
-	_, err = pool.Exec(t.Context(), postgres.Helpdesk.DDL)
+	_, err = pool.Exec(t.Context(), helpdesk.DDL)
 	mustDo(t, "read-model tables", err)
 	return dsn, pool
 }
@@ -35,7 +34,7 @@ func readModelTarget(t *testing.T) (string, *pgxpool.Pool) {
 func readModelSink(t *testing.T, extra string) string {
 	t.Helper()
 	var projections []map[string]any
-	for _, r := range postgres.Helpdesk.Routes {
+	for _, r := range helpdesk.Projections() {
 		projections = append(projections, map[string]any{"name": r.Name, "on": r.On, "sql": r.SQL})
 	}
 	b, err := yaml.Marshal(map[string]any{"projections": projections})
@@ -50,10 +49,10 @@ func checkReadModels(t *testing.T, source, target *pgxpool.Pool) {
 	t.Helper()
 	events, err := marten.Events(t.Context(), source, "helpdesk")
 	mustDo(t, "read mt_events", err)
-	want := helpdesktest.Recompute(events)
-	got, err := helpdesktest.Read(t.Context(), target)
+	want := helpdesk.Recompute(events)
+	got, err := helpdesk.Read(t.Context(), target)
 	mustDo(t, "read models", err)
-	if diff := helpdesktest.Diff(want, got); diff != "" {
+	if diff := helpdesk.Diff(want, got); diff != "" {
 		t.Fatalf("read models differ from the recomputation from mt_events:\n%s", diff)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/martencdc/cdc/checkpoint"
-	"github.com/martencdc/cdc/replication"
+	"github.com/martencdc/cdc/assemble"
+	"github.com/martencdc/cdc/internal/cli"
 )
 
 // cmdTeardown drops the slot and publication of pipelines (and with
@@ -14,7 +14,7 @@ import (
 // no WAL.
 func cmdTeardown(ctx context.Context, args []string, e env) error {
 	cc := newConfigCommand("teardown")
-	var names stringList
+	var names cli.StringList
 	cc.fs.Var(&names, "pipeline", "tear down only this pipeline (repeatable; default all)")
 	withCheckpoints := cc.fs.Bool("checkpoints", false, "also delete the pipelines' checkpoint rows")
 	cfg, _, err := cc.parse(args, e)
@@ -27,41 +27,20 @@ func cmdTeardown(ctx context.Context, args []string, e env) error {
 	}
 	var errs []error
 	for _, pc := range selected {
-		if err := teardownPipeline(ctx, pc.Name, pc.Source.DSN, pc.Checkpoints.DSN, pc.Checkpoints.Schema, replicationConfig(pc, nil), *withCheckpoints, e); err != nil {
+		res, err := assemble.Teardown(ctx, pc, *withCheckpoints)
+		if res.ReplicationDone {
+			fmt.Fprintf(e.stdout, "pipeline %s: slot %s %s, publication %s %s\n", pc.Name,
+				pc.Source.Slot, doneWord(res.SlotDropped, "dropped", "absent"),
+				pc.Source.Publication, doneWord(res.PublicationDropped, "dropped", "absent"))
+		}
+		if res.CheckpointsDone {
+			fmt.Fprintf(e.stdout, "pipeline %s: %d checkpoint rows deleted\n", pc.Name, res.CheckpointsDeleted)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("pipeline %s: %w", pc.Name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func teardownPipeline(ctx context.Context, name, srcDSN, cpDSN, cpSchema string, rcfg replication.Config, withCheckpoints bool, e env) error {
-	src, err := newPool(ctx, srcDSN, "source.dsn")
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	slot, pub, err := replication.Teardown(ctx, src, rcfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "pipeline %s: slot %s %s, publication %s %s\n", name,
-		rcfg.Slot, doneWord(slot, "dropped", "absent"), rcfg.Publication, doneWord(pub, "dropped", "absent"))
-	if !withCheckpoints {
-		return nil
-	}
-	pool := src
-	if cpDSN != srcDSN {
-		if pool, err = newPool(ctx, cpDSN, "checkpoints.dsn"); err != nil {
-			return err
-		}
-		defer pool.Close()
-	}
-	n, err := checkpoint.New(pool, cpSchema).Delete(ctx, name)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "pipeline %s: %d checkpoint rows deleted\n", name, n)
-	return nil
 }
 
 func doneWord(done bool, yes, no string) string {

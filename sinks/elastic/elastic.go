@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,10 @@ const (
 	// data, _id the stream id, external version the stream version.
 	ModeLatest Mode = "latest"
 )
+
+// Modes returns every Mode, the default (ModeEvents) first: the spellings
+// the configuration accepts.
+func Modes() []Mode { return []Mode{ModeEvents, ModeLatest} }
 
 // Defaults of Config.
 const (
@@ -121,9 +126,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("elastic sink: index: %w", err)
 		}
 	}
-	switch c.Mode {
-	case "", ModeEvents, ModeLatest:
-	default:
+	if c.Mode != "" && !slices.Contains(Modes(), c.Mode) {
 		return fmt.Errorf("elastic sink: mode %q: want events or latest", c.Mode)
 	}
 	if c.IndexSettings != nil && !isObject(c.IndexSettings) {

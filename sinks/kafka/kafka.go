@@ -102,25 +102,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("kafka sink: topic: %w", err)
 		}
 	}
-	switch c.Key {
-	case "", KeyStreamID, KeyID, KeyTenantID:
-	default:
-		return fmt.Errorf("kafka sink: key %q: want stream_id, id or tenant_id", c.Key)
-	}
-	switch c.Partitioner {
-	case "", Murmur2, FNV1a:
-	default:
-		return fmt.Errorf("kafka sink: partitioner %q: want murmur2 or fnv1a", c.Partitioner)
-	}
-	switch c.Value {
-	case "", ValueEnvelope, ValueData:
-	default:
-		return fmt.Errorf("kafka sink: value %q: want envelope or data", c.Value)
-	}
-	switch c.Compression {
-	case "", CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd:
-	default:
-		return fmt.Errorf("kafka sink: compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
+	for _, err := range []error{
+		oneOf("key", c.Key, Keys()),
+		oneOf("partitioner", c.Partitioner, Partitioners()),
+		oneOf("value", c.Value, Values()),
+		oneOf("compression", c.Compression, Compressions()),
+	} {
+		if err != nil {
+			return fmt.Errorf("kafka sink: %w", err)
+		}
 	}
 	switch {
 	case c.TopicPartitions < 0:

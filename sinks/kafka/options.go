@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -29,6 +30,10 @@ const (
 	KeyTenantID Key = "tenant_id"
 )
 
+// Keys returns every Key, the default (KeyStreamID) first: the spellings the
+// configuration accepts.
+func Keys() []Key { return []Key{KeyStreamID, KeyID, KeyTenantID} }
+
 // of returns the key of e.
 func (k Key) of(e *cdc.Event) string {
 	switch k {
@@ -54,6 +59,9 @@ const (
 	FNV1a Partitioner = "fnv1a"
 )
 
+// Partitioners returns every Partitioner, the default (Murmur2) first.
+func Partitioners() []Partitioner { return []Partitioner{Murmur2, FNV1a} }
+
 // balancer returns kafka-go's balancer of p. Keys are never nil, so neither
 // balancer falls back to random placement.
 func (p Partitioner) balancer() kafka.Balancer {
@@ -76,6 +84,9 @@ const (
 	ValueData Value = "data"
 )
 
+// Values returns every Value, the default (ValueEnvelope) first.
+func Values() []Value { return []Value{ValueEnvelope, ValueData} }
+
 // Compression is the codec of the record batches sent.
 type Compression string
 
@@ -87,6 +98,12 @@ const (
 	CompressionLZ4    Compression = "lz4"
 	CompressionZstd   Compression = "zstd"
 )
+
+// Compressions returns every Compression, the default (CompressionNone)
+// first.
+func Compressions() []Compression {
+	return []Compression{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd}
+}
 
 // codec returns kafka-go's codec of c; 0 is none.
 func (c Compression) codec() kafka.Compression {
@@ -109,6 +126,22 @@ const (
 	MechanismScramSHA256 = "scram-sha-256"
 	MechanismScramSHA512 = "scram-sha-512"
 )
+
+// Mechanisms returns every SASL mechanism.
+func Mechanisms() []string { return []string{MechanismPlain, MechanismScramSHA256, MechanismScramSHA512} }
+
+// oneOf checks that v is empty (the default) or one of choices, naming key
+// in the error.
+func oneOf[T ~string](key string, v T, choices []T) error {
+	if v == "" || slices.Contains(choices, v) {
+		return nil
+	}
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		names[i] = string(c)
+	}
+	return fmt.Errorf("%s %q: want one of %s", key, v, strings.Join(names, ", "))
+}
 
 // SASL is the authentication of the connections to the brokers. Combine it
 // with TLS: PLAIN sends the password as is.
@@ -144,9 +177,9 @@ func (s *SASL) mechanism() (sasl.Mechanism, error) {
 	case MechanismScramSHA512:
 		return scramMechanism(scram.SHA512, s)
 	case "":
-		return nil, fmt.Errorf("sasl: no mechanism (plain, scram-sha-256 or scram-sha-512)")
+		return nil, fmt.Errorf("sasl: no mechanism (%s)", strings.Join(Mechanisms(), ", "))
 	}
-	return nil, fmt.Errorf("sasl: unknown mechanism %q (plain, scram-sha-256 or scram-sha-512)", s.Mechanism)
+	return nil, fmt.Errorf("sasl: unknown mechanism %q (%s)", s.Mechanism, strings.Join(Mechanisms(), ", "))
 }
 
 func scramMechanism(algo scram.Algorithm, s *SASL) (sasl.Mechanism, error) {

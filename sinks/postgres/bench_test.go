@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/examples/helpdesk"
 )
 
 // BenchmarkWrite writes batches of 1000 Helpdesk events, one transaction
@@ -28,7 +29,7 @@ SET version = excluded.version, type = excluded.type, data = l.data || excluded.
 	if err != nil {
 		b.Fatal(err)
 	}
-	helpdesk, err := Helpdesk.Compile()
+	routes, err := helpdeskRoutes()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +39,7 @@ SET version = excluded.version, type = excluded.type, data = l.data || excluded.
 		ddl  string
 		cfg  Config
 	}{
-		{"helpdesk", Helpdesk.DDL, Config{Routes: helpdesk}},
+		{"helpdesk", helpdesk.DDL, Config{Routes: routes}},
 		{"upsert", latestDDL, Config{Routes: []Route{upsert}}},
 		{"upsert_applied", latestDDL, Config{Routes: []Route{{Name: "latest", On: []string{"*"}, Projection: applyOnly{upsert.Projection}}}}},
 		{"events", "", Config{Mode: ModeEvents}},

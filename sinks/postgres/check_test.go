@@ -8,10 +8,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/examples/helpdesk"
 )
 
 func TestCheck(t *testing.T) {
-	routes, err := Helpdesk.Compile()
+	routes, err := helpdeskRoutes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,9 +31,9 @@ func TestCheck(t *testing.T) {
 		want   []string // substrings, one per line, in order
 		exists bool     // the checkpoint table exists afterwards
 	}{
-		{name: "helpdesk", ddl: Helpdesk.DDL, cfg: Config{Routes: routes}},
+		{name: "helpdesk", ddl: helpdesk.DDL, cfg: Config{Routes: routes}},
 		{name: "events mode", cfg: Config{Mode: ModeEvents, Table: "archive.events"}},
-		{name: "bad statements", ddl: Helpdesk.DDL, cfg: Config{Routes: append([]Route{bad(
+		{name: "bad statements", ddl: helpdesk.DDL, cfg: Config{Routes: append([]Route{bad(
 			`UPDATE incident_details SET status = 'x' WHERE id = $stream_id`,
 			`UPDATE incident_details SET x = 1 WHERE id = $stream_id`,
 			`INSERT INTO incident_detail (id) VALUES ($stream_id)`,
@@ -44,7 +45,7 @@ func TestCheck(t *testing.T) {
 			`projection incident_details.bad, statement 4: ERROR: column "version" is of type bigint but expression is of type jsonb (SQLSTATE 42804)`,
 			`projection incident_details.bad, statement 5: ERROR: operator does not exist: uuid = text (SQLSTATE 42883)`,
 		}},
-		{name: "no privileges", ddl: Helpdesk.DDL, cfg: Config{Routes: routes}, user: true, want: []string{
+		{name: "no privileges", ddl: helpdesk.DDL, cfg: Config{Routes: routes}, user: true, want: []string{
 			`checkpoint table: create table cdc_sink_checkpoints: ERROR: permission denied for schema public (SQLSTATE 42501)`,
 			`projection incident_details.logged, statement 1: ERROR: permission denied for table incident_details (SQLSTATE 42501)`,
 		}},

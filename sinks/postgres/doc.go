@@ -12,9 +12,9 @@
 // $name placeholders ($stream_id, $version, $data->>'CustomerId'...), each
 // bound as a query parameter, never spliced into the SQL text; a Go value
 // implementing Projection (and [Batcher], to be pipelined) is the API for
-// embedding cdc as a library. [Helpdesk] is a complete example: the read
-// models of Marten's Helpdesk sample (package helpdesktest recomputes them
-// in Go, for tests).
+// embedding cdc as a library. Package examples/helpdesk is a complete
+// example: the read models of Marten's Helpdesk sample, with a
+// recomputation in Go that tests and the demo check them against.
 //
 // In [ModeEvents] the sink copies each event into Config.Table (an archive
 // or an outbox), whose columns mirror the envelope of package envelope: id

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
-	"github.com/martencdc/cdc/sinks/postgres/helpdesktest"
+	"github.com/martencdc/cdc/examples/helpdesk"
 )
 
 // TestHelpdeskReadModels applies Helpdesk events through the example's SQL
@@ -32,7 +32,7 @@ func TestHelpdeskReadModels(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pool, _ := helpdeskSink(t)
-			routes, err := Helpdesk.Compile()
+			routes, err := helpdeskRoutes()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,8 +147,8 @@ func TestCheckpointCompareAndSet(t *testing.T) {
 }
 
 // equalModels reports whether two readings of the read models are equal.
-func equalModels(a, b helpdesktest.Models) bool {
-	return helpdesktest.Diff(a, b) == ""
+func equalModels(a, b helpdesk.Models) bool {
+	return helpdesk.Diff(a, b) == ""
 }
 
 // TestCanceledWrite: a Write whose context ends before the commit leaves
@@ -203,7 +203,7 @@ func TestQueryExecModes(t *testing.T) {
 		pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol,
 	} {
 		t.Run(mode.String(), func(t *testing.T) {
-			admin := newTarget(t, Helpdesk.DDL)
+			admin := newTarget(t, helpdesk.DDL)
 			cfg := admin.Config().Copy()
 			cfg.ConnConfig.DefaultQueryExecMode = mode
 			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
@@ -211,7 +211,7 @@ func TestQueryExecModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pool.Close()
-			routes, err := Helpdesk.Compile()
+			routes, err := helpdeskRoutes()
 			if err != nil {
 				t.Fatal(err)
 			}

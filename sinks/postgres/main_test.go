@@ -14,10 +14,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/examples/helpdesk"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgcluster"
 	"github.com/martencdc/cdc/internal/pgtest"
-	"github.com/martencdc/cdc/sinks/postgres/helpdesktest"
 )
 
 var pg *pgcluster.Cluster
@@ -81,8 +81,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 // keeping them.
 func helpdeskSink(t testing.TB) (*pgxpool.Pool, *Sink) {
 	t.Helper()
-	pool := newTarget(t, Helpdesk.DDL)
-	routes, err := Helpdesk.Compile()
+	pool := newTarget(t, helpdesk.DDL)
+	routes, err := helpdeskRoutes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +148,23 @@ func (f *feed) next(n int) []*cdc.Event {
 	return out
 }
 
+// helpdeskRoutes returns the projections of the helpdesk example.
+func helpdeskRoutes() ([]Route, error) {
+	var out []Route
+	for _, p := range helpdesk.Projections() {
+		r, err := SQL(p.Name, p.On, p.SQL...)
+		if err != nil {
+			return nil, fmt.Errorf("helpdesk example: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // readModels reads the Helpdesk read models back.
-func readModels(t testing.TB, pool *pgxpool.Pool) helpdesktest.Models {
+func readModels(t testing.TB, pool *pgxpool.Pool) helpdesk.Models {
 	t.Helper()
-	m, err := helpdesktest.Read(context.Background(), pool)
+	m, err := helpdesk.Read(context.Background(), pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +175,7 @@ func readModels(t testing.TB, pool *pgxpool.Pool) helpdesktest.Models {
 // recomputed from events.
 func checkModels(t testing.TB, pool *pgxpool.Pool, events []*cdc.Event) {
 	t.Helper()
-	if diff := helpdesktest.Diff(helpdesktest.Recompute(events), readModels(t, pool)); diff != "" {
+	if diff := helpdesk.Diff(helpdesk.Recompute(events), readModels(t, pool)); diff != "" {
 		t.Fatalf("read models differ from the recomputation:\n%s", diff)
 	}
 }

@@ -26,6 +26,10 @@ const (
 	ModeEvents Mode = "events"
 )
 
+// Modes returns every Mode, the default (ModeProjections) first: the
+// spellings the configuration accepts.
+func Modes() []Mode { return []Mode{ModeProjections, ModeEvents} }
+
 // Defaults of Config.
 const (
 	// DefaultTable is the default of Config.Table.

@@ -1,4 +1,4 @@
-package main
+package assemble
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 
@@ -27,19 +26,6 @@ import (
 
 // This file turns the sinks of a configuration into cdc.Sink values.
 
-// sinkFactory builds the target of a configured sink. One factory serves all
-// the pipelines of a process, so sinks that share a resource (standard
-// output) share one value.
-type sinkFactory struct {
-	stdoutW io.Writer
-	stdout  *stdout.Sink
-	// wrap, when set, decorates every sink built, given its name (the demo
-	// counts with it).
-	wrap func(name string, s cdc.Sink) cdc.Sink
-	// log receives the sinks' own logs.
-	log *slog.Logger
-}
-
 // preparer is a sink that checks or creates what it needs before the
 // first write (a Kafka topic).
 type preparer interface {
@@ -52,36 +38,8 @@ type checker interface {
 	Check(ctx context.Context) []string
 }
 
-// build makes the sink of sc and, when it can, prepares its target: a
-// problem that retrying cannot fix (cdc.ErrMisconfigured: a missing Kafka
-// topic without create_topics, index settings Elasticsearch refuses) is an
-// error; one that may pass (an unreachable broker) is logged and left to
-// the pipeline's retries.
-func (f *sinkFactory) build(ctx context.Context, sc *config.Sink, store sinkContext, log *slog.Logger) (cdc.Sink, pipeline.Resumer, error) {
-	s, err := f.raw(ctx, sc, store)
-	if err != nil {
-		return nil, nil, err
-	}
-	resume, _ := s.(pipeline.Resumer)
-	if p, ok := s.(preparer); ok {
-		if err := p.Prepare(ctx); err != nil {
-			if errors.Is(err, cdc.ErrMisconfigured) {
-				_ = s.Close(context.WithoutCancel(ctx))
-				return nil, nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-			}
-			log.Warn("sink target not ready; its writes will be retried", "sink", sc.Name, "err", err)
-		}
-	}
-	if f.wrap != nil {
-		s = f.wrap(sc.Name, s)
-	}
-	return s, resume, nil
-}
-
-// sinkContext is what a sink needs to know of the pipeline and the event
-// store it serves.
-type sinkContext struct {
-	pipeline string
+// storeTraits is what a sink needs to know of the event store it serves.
+type storeTraits struct {
 	// conjoined: conjoined tenancy, where stream ids (and, with tenant
 	// partitioning, seq_ids) are unique only within a tenant.
 	conjoined bool
@@ -89,8 +47,8 @@ type sinkContext struct {
 
 // detectStore reads the traits of the event store in schema: conjoined
 // tenancy shows as tenant_id in mt_streams' primary key.
-func detectStore(ctx context.Context, pool *pgxpool.Pool, name, schema string) (sinkContext, error) {
-	st := sinkContext{pipeline: name}
+func detectStore(ctx context.Context, pool *pgxpool.Pool, schema string) (storeTraits, error) {
+	var st storeTraits
 	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND a.attname = 'tenant_id')`,
@@ -101,14 +59,40 @@ WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND a.attname = 'tenant_id
 	return st, nil
 }
 
-// raw makes the sink of sc, undecorated and unprepared.
-func (f *sinkFactory) raw(ctx context.Context, sc *config.Sink, store sinkContext) (s cdc.Sink, err error) {
+// buildSink makes the sink of sc and, when it can, prepares its target: a
+// problem that retrying cannot fix (cdc.ErrMisconfigured: a missing Kafka
+// topic without create_topics, index settings Elasticsearch refuses) is an
+// error; one that may pass (an unreachable broker) is logged and left to
+// the pipeline's retries. log carries the pipeline and the sink.
+func (a *Assembler) buildSink(ctx context.Context, pipelineName string, sc *config.Sink, traits storeTraits, log *slog.Logger) (cdc.Sink, pipeline.Resumer, error) {
+	s, err := a.newSink(ctx, pipelineName, sc, traits, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	resume, _ := s.(pipeline.Resumer)
+	if p, ok := s.(preparer); ok {
+		if err := p.Prepare(ctx); err != nil {
+			if errors.Is(err, cdc.ErrMisconfigured) {
+				_ = s.Close(context.WithoutCancel(ctx))
+				return nil, nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+			}
+			log.Warn("sink target not ready; its writes will be retried", "err", err)
+		}
+	}
+	if a.opts.Wrap != nil {
+		s = a.opts.Wrap(sc.Name, s)
+	}
+	if a.opts.Metrics != nil {
+		s = a.opts.Metrics.Sink(pipelineName, sc.Name, s)
+	}
+	return s, resume, nil
+}
+
+// newSink makes the sink of sc, undecorated and unprepared.
+func (a *Assembler) newSink(ctx context.Context, pipelineName string, sc *config.Sink, traits storeTraits, log *slog.Logger) (s cdc.Sink, err error) {
 	switch o := sc.Options.(type) {
 	case *config.StdoutOptions:
-		if f.stdout == nil {
-			f.stdout = stdout.New(f.stdoutW)
-		}
-		s = sharedSink{f.stdout}
+		s = sharedSink{a.stdoutSink()}
 	case *config.FileOptions:
 		t := o.Template
 		if t == nil {
@@ -124,7 +108,7 @@ func (f *sinkFactory) raw(ctx context.Context, sc *config.Sink, store sinkContex
 		if err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
-		kc.Logger = f.log.With("sink", sc.Name)
+		kc.Logger = log
 		if s, err = kafka.New(kc); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
@@ -133,13 +117,13 @@ func (f *sinkFactory) raw(ctx context.Context, sc *config.Sink, store sinkContex
 		if err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
-		ec.TenantPrefix = store.conjoined
-		ec.Logger = f.log.With("sink", sc.Name)
+		ec.TenantPrefix = traits.conjoined
+		ec.Logger = log
 		if s, err = elastic.New(ec); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
 	case *config.PostgresOptions:
-		if s, err = postgresSink(ctx, sc.Name, o, store, f.log.With("sink", sc.Name)); err != nil {
+		if s, err = postgresSink(ctx, pipelineName, sc.Name, o, log); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
 	default:
@@ -150,8 +134,8 @@ func (f *sinkFactory) raw(ctx context.Context, sc *config.Sink, store sinkContex
 
 // postgresSink makes a postgres sink with its own connection pool to the
 // target, closed with the sink.
-func postgresSink(ctx context.Context, name string, o *config.PostgresOptions, store sinkContext, log *slog.Logger) (cdc.Sink, error) {
-	pc := postgres.Config{Pipeline: store.pipeline, Sink: name, Mode: postgres.Mode(o.Mode), Table: o.Table, Logger: log}
+func postgresSink(ctx context.Context, pipelineName, name string, o *config.PostgresOptions, log *slog.Logger) (cdc.Sink, error) {
+	pc := postgres.Config{Pipeline: pipelineName, Sink: name, Mode: postgres.Mode(o.Mode), Table: o.Table, Logger: log}
 	for _, p := range o.Projections {
 		r, err := postgres.SQL(p.Name, p.On, p.SQL...)
 		if err != nil {
@@ -159,7 +143,7 @@ func postgresSink(ctx context.Context, name string, o *config.PostgresOptions, s
 		}
 		pc.Routes = append(pc.Routes, r)
 	}
-	pool, err := newPool(ctx, o.DSN, "dsn")
+	pool, err := NewPool(ctx, o.DSN, "dsn")
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +174,7 @@ func elasticConfig(o *config.ElasticOptions) (elastic.Config, error) {
 	ec := elastic.Config{
 		Addresses:      o.Addresses,
 		Index:          o.IndexTemplate,
-		Mode:           elastic.Mode(o.Mode),
+		Mode:           o.Mode,
 		Username:       o.Username,
 		Password:       o.Password,
 		APIKey:         o.APIKey,
@@ -240,10 +224,10 @@ func kafkaConfig(o *config.KafkaOptions) (kafka.Config, error) {
 	kc := kafka.Config{
 		Brokers:                o.Brokers,
 		Topic:                  o.TopicTemplate,
-		Key:                    kafka.Key(o.Key),
-		Partitioner:            kafka.Partitioner(o.Partitioner),
-		Value:                  kafka.Value(o.Value),
-		Compression:            kafka.Compression(o.Compression),
+		Key:                    o.Key,
+		Partitioner:            o.Partitioner,
+		Value:                  o.Value,
+		Compression:            o.Compression,
 		CreateTopics:           o.CreateTopics,
 		TopicPartitions:        o.TopicPartitions,
 		TopicReplicationFactor: o.TopicReplicationFactor,
@@ -276,3 +260,14 @@ func kafkaConfig(o *config.KafkaOptions) (kafka.Config, error) {
 type sharedSink struct{ cdc.Sink }
 
 func (sharedSink) Close(context.Context) error { return nil }
+
+// stdoutSink returns the process's one stdout sink, shared by every
+// pipeline so that their lines never interleave.
+func (a *Assembler) stdoutSink() *stdout.Sink {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stdout == nil {
+		a.stdout = stdout.New(a.opts.Stdout)
+	}
+	return a.stdout
+}

@@ -1,8 +1,4 @@
-// Package helpdesktest checks the read models of the postgres sink's
-// Helpdesk example (postgres.Helpdesk) in tests: Recompute builds them in
-// Go from the events, as Marten's Helpdesk sample's projections do, Read
-// reads them back from the target database, and Diff compares the two.
-package helpdesktest
+package helpdesk
 
 import (
 	"context"

@@ -12,9 +12,12 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/config"
+	"github.com/martencdc/cdc/examples/helpdesk"
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/elastic"
+	"github.com/martencdc/cdc/sinks/kafka"
 	"github.com/martencdc/cdc/sinks/postgres"
 )
 
@@ -51,7 +54,7 @@ const (
 // the demo database (dsn).
 func (t *demoTargets) sinks(dsn string) []config.Sink {
 	var projections []config.ProjectionOptions
-	for _, r := range postgres.Helpdesk.Routes {
+	for _, r := range helpdesk.Projections() {
 		projections = append(projections, config.ProjectionOptions{Name: r.Name, On: r.On, SQL: r.SQL})
 	}
 	batch := cdc.BatchPolicy{}.WithDefaults()
@@ -59,13 +62,13 @@ func (t *demoTargets) sinks(dsn string) []config.Sink {
 		{Name: "stdout", Kind: "stdout", Batch: batch, Options: &config.StdoutOptions{}},
 		{Name: "kafka", Kind: "kafka", Batch: batch, Options: &config.KafkaOptions{
 			Brokers: t.kafka.ListenAddrs(), Topic: demoTopicPrefix + "{{.Type}}", TopicTemplate: route.MustParse(demoTopicPrefix + "{{.Type}}"),
-			Key: "stream_id", Partitioner: "murmur2", Value: "envelope", Compression: "lz4", CreateTopics: true, TopicPartitions: 6}},
+			Key: kafka.KeyStreamID, Partitioner: kafka.Murmur2, Value: kafka.ValueEnvelope, Compression: kafka.CompressionLZ4, CreateTopics: true, TopicPartitions: 6}},
 		{Name: "search", Kind: "elastic", Batch: batch, Options: &config.ElasticOptions{
-			Addresses: []string{t.es.URL()}, Index: demoIndexPrefix + "{{.Type}}", IndexTemplate: route.MustParse(demoIndexPrefix + "{{.Type}}"), Mode: "events"}},
+			Addresses: []string{t.es.URL()}, Index: demoIndexPrefix + "{{.Type}}", IndexTemplate: route.MustParse(demoIndexPrefix + "{{.Type}}"), Mode: elastic.ModeEvents}},
 		{Name: "incidents", Kind: "elastic", Batch: batch, Options: &config.ElasticOptions{
-			Addresses: []string{t.es.URL()}, Index: demoStreamIndex, IndexTemplate: route.MustParse(demoStreamIndex), Mode: "latest"}},
+			Addresses: []string{t.es.URL()}, Index: demoStreamIndex, IndexTemplate: route.MustParse(demoStreamIndex), Mode: elastic.ModeLatest}},
 		{Name: "readmodel", Kind: "postgres", Batch: batch, Options: &config.PostgresOptions{
-			DSN: dsn, Mode: "projections", Projections: projections}},
+			DSN: dsn, Mode: postgres.ModeProjections, Projections: projections}},
 	}
 }
 

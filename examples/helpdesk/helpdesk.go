@@ -1,46 +1,14 @@
-package postgres
-
-import "fmt"
-
-// Example is a set of read models and the SQL projections that build them
-// from events, ready for a Config (through Routes) or a configuration file
-// (the same Name, On and SQL as a sink's projections).
-type Example struct {
-	// DDL creates the read-model tables; it may run more than once (CREATE
-	// TABLE IF NOT EXISTS). Several commands: run it without parameters
-	// (simple protocol), e.g. with pgxpool.Pool.Exec.
-	DDL string
-	// Routes are the projections, in the order they must run.
-	Routes []ExampleRoute
-}
-
-// ExampleRoute is one projection of an Example: the arguments of SQL.
-type ExampleRoute struct {
-	Name string   // Route.Name
-	On   []string // event-type globs
-	SQL  []string // statements, with $name placeholders
-}
-
-// Compile returns the example's projections as Routes, built with SQL.
-func (x Example) Compile() ([]Route, error) {
-	out := make([]Route, len(x.Routes))
-	for i, r := range x.Routes {
-		rt, err := SQL(r.Name, r.On, r.SQL...)
-		if err != nil {
-			return nil, fmt.Errorf("example: %w", err)
-		}
-		out[i] = rt
-	}
-	return out, nil
-}
-
-// Helpdesk is the example of Marten's Helpdesk sample (the events of
-// internal/marten.NewHelpdesk: incident_logged, incident_categorised,
+// Package helpdesk is an example of read models kept by cdc's postgres sink:
+// those of Marten's Helpdesk sample (the events of the workload in
+// internal/marten, NewHelpdesk: incident_logged, incident_categorised,
 // incident_prioritised, agent_assigned_to_incident,
 // agent_responded_to_incident, customer_responded_to_incident,
 // incident_resolved, resolution_acknowledged_by_customer, incident_closed):
 // the read models that the sample builds with Marten projections, as tables
-// kept by SQL projections.
+// kept by SQL projections (DDL and Projections). Recompute, Read and Diff
+// check them in tests and in the demo: Recompute builds them in Go from the
+// events, as the sample's projections do, Read reads them back from the
+// target database and Diff compares the two.
 //
 //   - incident_details (IncidentDetails, a single-stream projection): id,
 //     customer_id, status, priority, category, agent_id, notes (a jsonb
@@ -52,7 +20,7 @@ func (x Example) Compile() ([]Route, error) {
 //     projection by customer): customer_id and the number of its incidents
 //     pending, resolved, acknowledged and closed. Events after
 //     incident_logged do not carry the customer: the statements find it in
-//     incident_details, which the routes before them keep. As in the
+//     incident_details, which the projections before them keep. As in the
 //     sample, the counters follow the events of each incident in stream
 //     order, with no constraint: events of a lifecycle appended out of
 //     order (an acknowledgement before the resolution) make one go below
@@ -64,8 +32,16 @@ func (x Example) Compile() ([]Route, error) {
 // appended in event order (the sample's Union would also drop a note equal
 // to an earlier one). The statements need no ON CONFLICT or version guards
 // to be safe against re-delivery: the sink applies each event exactly once.
-var Helpdesk = Example{
-	DDL: `CREATE TABLE IF NOT EXISTS incident_details (
+//
+// deploy/cdc.yaml and deploy/postgres/02-read-models.sql are generated from
+// this package (go test ./examples/helpdesk -run TestDeployInStep
+// -update-deploy).
+package helpdesk
+
+// DDL creates the read-model tables; it may run more than once (CREATE TABLE
+// IF NOT EXISTS). It holds several commands: run it without parameters
+// (simple protocol), e.g. with pgxpool.Pool.Exec.
+const DDL = `CREATE TABLE IF NOT EXISTS incident_details (
     id          uuid   PRIMARY KEY,
     customer_id uuid   NOT NULL,
     status      text   NOT NULL,
@@ -90,8 +66,20 @@ CREATE TABLE IF NOT EXISTS customer_incidents_summary (
     resolved     int  NOT NULL DEFAULT 0,
     acknowledged int  NOT NULL DEFAULT 0,
     closed       int  NOT NULL DEFAULT 0
-);`,
-	Routes: []ExampleRoute{
+);`
+
+// Projection is one SQL projection, as a postgres sink's configuration
+// writes it (projections[].name, on and sql) and as postgres.SQL takes it.
+type Projection struct {
+	Name string   // names the projection in errors
+	On   []string // event-type globs
+	SQL  []string // statements, with $name placeholders
+}
+
+// Projections returns the projections that keep the read models, in the
+// order they must run.
+func Projections() []Projection {
+	return []Projection{
 		{"incident_details.logged", []string{"incident_logged"}, []string{`INSERT INTO incident_details (id, customer_id, status, notes, version)
 VALUES ($stream_id, ($data->>'CustomerId')::uuid, 'Pending', '[]', $version)`}},
 		{"incident_details.categorised", []string{"incident_categorised"}, []string{`UPDATE incident_details
@@ -164,5 +152,5 @@ WHERE d.id = $stream_id AND s.customer_id = d.customer_id`}},
 SET acknowledged = s.acknowledged - 1, closed = s.closed + 1
 FROM incident_details d
 WHERE d.id = $stream_id AND s.customer_id = d.customer_id`}},
-	},
+	}
 }

@@ -1,0 +1,261 @@
+package assemble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/checkpoint"
+	"github.com/martencdc/cdc/config"
+	"github.com/martencdc/cdc/deadletter"
+	"github.com/martencdc/cdc/decoder"
+	"github.com/martencdc/cdc/metrics"
+	"github.com/martencdc/cdc/pipeline"
+	"github.com/martencdc/cdc/replication"
+	"github.com/martencdc/cdc/sinks/stdout"
+)
+
+// Options are what a process gives every pipeline it assembles.
+type Options struct {
+	// Stdout is where stdout sinks write; default os.Stdout.
+	Stdout io.Writer
+	// Metrics, when set, counts and times every sink's writes and dead
+	// letters.
+	Metrics *metrics.Metrics
+	// Instance names this process in checkpoint rows; default InstanceID().
+	Instance string
+	// Wait makes Open retry an unreachable server (with backoff, until ctx
+	// ends) instead of failing at once.
+	Wait bool
+	// Wrap, when set, decorates every sink built, given its name (the demo
+	// counts deliveries with it).
+	Wrap func(sink string, s cdc.Sink) cdc.Sink
+	// Logger receives the logs of everything assembled; nil discards them.
+	Logger *slog.Logger
+}
+
+// Assembler builds the pipelines of one process. Sinks that share a
+// resource (standard output) share one value across its pipelines. Safe for
+// concurrent use.
+type Assembler struct {
+	opts   Options
+	mu     sync.Mutex
+	stdout *stdout.Sink
+}
+
+// New returns an assembler with opts.
+func New(opts Options) *Assembler {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Instance == "" {
+		opts.Instance = InstanceID()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Assembler{opts: opts}
+}
+
+// Pipeline is one configured pipeline, assembled and ready to run: its
+// connection pools, its replication stream and its router.
+type Pipeline struct {
+	cfg      *config.Pipeline
+	pools    pools
+	stream   *replication.Stream
+	pipeline *pipeline.Pipeline
+}
+
+// Open connects, checks the server, creates the publication, slot and
+// tables when missing and assembles the pipeline of pc. Close it when done.
+func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline, err error) {
+	log := a.opts.Logger.With("pipeline", pc.Name)
+	p := &Pipeline{cfg: pc}
+	if p.pools, err = openPools(ctx, pc, "pipeline "+pc.Name+": "); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	wrap := func(err error) error { return fmt.Errorf("pipeline %s: %w", pc.Name, err) }
+	if err := WaitReachable(ctx, p.pools.src, "the source database", a.opts.Wait, log); err != nil {
+		return nil, wrap(err)
+	}
+	rcfg := ReplicationConfig(pc, log)
+	if problems := replication.Check(ctx, p.pools.src, rcfg, decoder.RequiredColumns()); len(problems) > 0 {
+		return nil, &ProblemsError{Pipeline: pc.Name, Problems: problems}
+	}
+	if pc.Source.Start == config.StartBeginning {
+		return nil, &ProblemsError{Pipeline: pc.Name, Problems: []error{errStartBeginning}}
+	}
+	created, err := replication.Setup(ctx, p.pools.src, rcfg)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if created {
+		log.Info("created replication slot; events committed from now on are delivered", "slot", pc.Source.Slot)
+	}
+	if p.pools.cp != p.pools.src {
+		if err := WaitReachable(ctx, p.pools.cp, "the checkpoint database", a.opts.Wait, log); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	store := checkpoint.New(p.pools.cp, pc.Checkpoints.Schema)
+	if err := store.Init(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	pcfg := pipeline.Config{
+		Name:        pc.Name,
+		Decoder:     decoder.Config{Schema: pc.Source.Schema},
+		Checkpoints: store,
+		Instance:    a.opts.Instance,
+		Logger:      log,
+	}
+	defer func() {
+		if err != nil {
+			closeSinks(ctx, pcfg.Sinks)
+		}
+	}()
+	traits, err := detectStore(ctx, p.pools.src, pc.Source.Schema)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	for i := range pc.Sinks {
+		sc := &pc.Sinks[i]
+		target, resume, err := a.buildSink(ctx, pc.Name, sc, traits, log.With("sink", sc.Name))
+		if err != nil {
+			return nil, wrap(err)
+		}
+		onError := pipeline.Stop
+		if sc.OnError == config.OnErrorDeadLetter {
+			onError = pipeline.DeadLetter
+			if pcfg.DeadLetters == nil {
+				if pcfg.DeadLetters, err = a.deadLetters(ctx, p, pc); err != nil {
+					_ = target.Close(context.WithoutCancel(ctx))
+					return nil, wrap(err)
+				}
+			}
+		}
+		pcfg.Sinks = append(pcfg.Sinks, pipeline.SinkConfig{
+			Name:    sc.Name,
+			Sink:    target,
+			Batch:   sc.Batch,
+			Filter:  pipeline.Filter{Include: sc.Include, Exclude: sc.Exclude, Tenants: sc.Tenants},
+			OnError: onError,
+			Resume:  resume,
+		})
+	}
+	if p.pipeline, err = pipeline.New(pcfg); err != nil {
+		return nil, err
+	}
+	if p.stream, err = replication.NewStream(pc.Source.DSN, p.pools.src, rcfg); err != nil {
+		return nil, wrap(err)
+	}
+	return p, nil
+}
+
+// errStartBeginning is the problem of a pipeline that asks for a backfill.
+var errStartBeginning = errors.New("source.start: beginning (backfill from the table) is not available in this version; use now")
+
+// deadLetters returns the pipeline's dead-letter store, creating its table
+// when missing.
+func (a *Assembler) deadLetters(ctx context.Context, p *Pipeline, pc *config.Pipeline) (pipeline.DeadLetters, error) {
+	dl := deadletter.New(p.pools.cp, pc.Checkpoints.Schema)
+	if err := dl.Init(ctx); err != nil {
+		return nil, err
+	}
+	if a.opts.Metrics != nil {
+		return a.opts.Metrics.DeadLetters(dl), nil
+	}
+	return dl, nil
+}
+
+// closeSinks closes sinks built for a pipeline that could not be assembled.
+func closeSinks(ctx context.Context, sinks []pipeline.SinkConfig) {
+	for _, sc := range sinks {
+		_ = sc.Sink.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.cfg.Name }
+
+// Run streams until ctx ends or the stream fails, then drains the sinks and
+// closes them (see pipeline.Pipeline.Run).
+func (p *Pipeline) Run(ctx context.Context) error {
+	return p.pipeline.Run(ctx, p.stream)
+}
+
+// State returns what the replication stream is doing.
+func (p *Pipeline) State() replication.State { return p.stream.State() }
+
+// Status returns a snapshot of every sink's progress.
+func (p *Pipeline) Status() []pipeline.SinkStatus { return p.pipeline.Status() }
+
+// Slot reads the state of the pipeline's replication slot.
+func (p *Pipeline) Slot(ctx context.Context) (replication.SlotState, error) {
+	return replication.Slot(ctx, p.pools.src, p.cfg.Source.Slot)
+}
+
+// Probe reads the pipeline's gauges for the metrics.
+func (p *Pipeline) Probe(ctx context.Context) metrics.Snapshot {
+	snap := metrics.Snapshot{Active: p.State() == replication.StateStreaming, RetainedWAL: -1}
+	slot, err := p.Slot(ctx)
+	if err == nil && slot.Exists {
+		snap.RetainedWAL = slot.RetainedBytes
+	}
+	now := time.Now()
+	for _, s := range p.Status() {
+		k := metrics.SinkSnapshot{Name: s.Name, Pending: s.Pending}
+		if err == nil && slot.Exists {
+			if eff := max(s.Flush, slot.ConfirmedFlush); slot.CurrentWAL > eff {
+				k.LagBytes = int64(slot.CurrentWAL - eff)
+			}
+		}
+		if s.Pending > 0 && !s.Saved.IsZero() {
+			k.LagSeconds = now.Sub(s.Saved).Seconds()
+		}
+		snap.Sinks = append(snap.Sinks, k)
+	}
+	return snap
+}
+
+// Close closes the pipeline's connection pools. Run closes the sinks.
+func (p *Pipeline) Close() { p.pools.close() }
+
+// RunAll runs pipelines side by side until ctx ends; the first that fails
+// stops the others, which still drain. It returns every pipeline's error.
+func RunAll(ctx context.Context, pipelines []*Pipeline, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, p := range pipelines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("pipeline %s: %w", p.Name(), err))
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		log.Info("all pipelines stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
