@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/pgtable"
 )
 
 // TableName is the name of the checkpoint table.
@@ -30,7 +31,8 @@ const TableName = "cdc_checkpoints"
 // Store reads and writes checkpoints in one schema of one database.
 type Store struct {
 	pool  *pgxpool.Pool
-	table string // quoted, schema-qualified table name
+	name  pgx.Identifier // the table
+	table string         // the table, quoted, for SQL text
 }
 
 // New returns a store for the table schema.cdc_checkpoints reached through
@@ -39,12 +41,13 @@ func New(pool *pgxpool.Pool, schema string) *Store {
 	if schema == "" {
 		schema = "public"
 	}
-	return &Store{pool: pool, table: pgx.Identifier{schema, TableName}.Sanitize()}
+	name := pgx.Identifier{schema, TableName}
+	return &Store{pool: pool, name: name, table: name.Sanitize()}
 }
 
 // Init creates the checkpoint table if it does not exist.
 func (s *Store) Init(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
+	_, err := pgtable.Ensure(ctx, s.pool, s.name, `CREATE TABLE IF NOT EXISTS `+s.table+` (
     pipeline     text        NOT NULL,
     sink         text        NOT NULL,
     lsn          pg_lsn      NOT NULL,  -- commit LSN of the last accepted position
@@ -58,21 +61,14 @@ func (s *Store) Init(ctx context.Context) error {
     PRIMARY KEY (pipeline, sink)
 )`)
 	if err != nil {
-		// Two instances starting together race on CREATE TABLE IF NOT EXISTS
-		// (a unique violation on pg_type); the table is there either way.
-		if exists, qerr := s.exists(ctx); qerr == nil && exists {
-			return nil
-		}
-		return fmt.Errorf("create checkpoint table %s: %w", s.table, err)
+		return fmt.Errorf("checkpoint table: %w", err)
 	}
 	return nil
 }
 
 // exists reports whether the checkpoint table exists.
 func (s *Store) exists(ctx context.Context) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&ok)
-	return ok, err
+	return pgtable.Exists(ctx, s.pool, s.name)
 }
 
 // Load returns the checkpoints of a pipeline by sink name. A sink without a

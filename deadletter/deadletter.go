@@ -15,6 +15,7 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/envelope"
+	"github.com/martencdc/cdc/internal/pgtable"
 )
 
 // TableName is the name of the dead-letter table.
@@ -23,7 +24,8 @@ const TableName = "cdc_dead_letters"
 // Store writes dead letters into schema.cdc_dead_letters.
 type Store struct {
 	pool  *pgxpool.Pool
-	table string
+	name  pgx.Identifier // the table
+	table string         // the table, quoted, for SQL text
 }
 
 // New returns a store for schema.cdc_dead_letters. It does no I/O: call Init
@@ -32,12 +34,13 @@ func New(pool *pgxpool.Pool, schema string) *Store {
 	if schema == "" {
 		schema = "public"
 	}
-	return &Store{pool: pool, table: pgx.Identifier{schema, TableName}.Sanitize()}
+	name := pgx.Identifier{schema, TableName}
+	return &Store{pool: pool, name: name, table: name.Sanitize()}
 }
 
 // Init creates the table if it does not exist.
 func (s *Store) Init(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
+	_, err := pgtable.Ensure(ctx, s.pool, s.name, `CREATE TABLE IF NOT EXISTS `+s.table+` (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     pipeline    text        NOT NULL,
     sink        text        NOT NULL,
@@ -51,20 +54,14 @@ func (s *Store) Init(ctx context.Context) error {
     created_at  timestamptz NOT NULL DEFAULT now()
 )`)
 	if err != nil {
-		// Created concurrently by another instance: there either way.
-		if exists, qerr := s.exists(ctx); qerr == nil && exists {
-			return nil
-		}
-		return fmt.Errorf("create dead-letter table %s: %w", s.table, err)
+		return fmt.Errorf("dead-letter table: %w", err)
 	}
 	return nil
 }
 
 // exists reports whether the dead-letter table exists.
 func (s *Store) exists(ctx context.Context) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&ok)
-	return ok, err
+	return pgtable.Exists(ctx, s.pool, s.name)
 }
 
 // Write stores one rejected event with the error that rejected it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/examples/helpdesk"
+	"github.com/martencdc/cdc/internal/pgtable"
 )
 
 func TestCheck(t *testing.T) {
@@ -73,7 +74,7 @@ func TestCheck(t *testing.T) {
 			if len(got) > len(tc.want) && len(tc.want) > 0 && !tc.user {
 				t.Errorf("extra problems:\n%s", strings.Join(got[len(tc.want):], "\n"))
 			}
-			if ok, err := tableExists(context.Background(), s.pool, s.cpTable); err != nil || ok != tc.exists {
+			if ok, err := pgtable.Exists(context.Background(), s.pool, s.cpTable.ident()); err != nil || ok != tc.exists {
 				t.Errorf("checkpoint table exists: %v %v, want %v (Check must change nothing)", ok, err, tc.exists)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/pgtable"
 )
 
 // checkpointDDL creates the checkpoint table t.
@@ -142,37 +143,17 @@ type querier interface {
 }
 
 // ensureTable creates table t with ddl (and its schema) if it does not
-// exist, and reports whether it did. It asks first, so that a role that may
-// use but not create the table is fine once the table exists.
+// exist, and reports whether it did (see package pgtable).
 func ensureTable(ctx context.Context, q querier, t table, ddl string) (bool, error) {
-	exists, err := tableExists(ctx, q, t)
-	if err != nil || exists {
+	if ok, err := pgtable.Exists(ctx, q, t.ident()); err != nil || ok {
 		return false, err
 	}
 	if t.schema != "" {
-		var ok bool
-		if err := q.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, pgx.Identifier{t.schema}.Sanitize()).Scan(&ok); err != nil {
-			return false, fmt.Errorf("look up schema %s: %w", t.schema, err)
-		}
-		if !ok {
-			if _, err := q.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{t.schema}.Sanitize()); err != nil {
-				return false, fmt.Errorf("create schema %s: %w", t.schema, err)
-			}
+		if err := pgtable.EnsureSchema(ctx, q, t.schema); err != nil {
+			return false, err
 		}
 	}
-	if _, err := q.Exec(ctx, ddl); err != nil {
-		return false, fmt.Errorf("create table %s: %w", t, err)
-	}
-	return true, nil
-}
-
-// tableExists reports whether table t exists.
-func tableExists(ctx context.Context, q querier, t table) (bool, error) {
-	var ok bool
-	if err := q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.sql()).Scan(&ok); err != nil {
-		return false, fmt.Errorf("look up table %s: %w", t, err)
-	}
-	return ok, nil
+	return pgtable.Ensure(ctx, q, t.ident(), ddl)
 }
 
 // Prepare creates the checkpoint table, and in ModeEvents the events table
@@ -203,12 +184,6 @@ func (s *Sink) prepare(ctx context.Context) error {
 	for _, tb := range tables {
 		created, err := ensureTable(ctx, s.pool, tb.t, tb.ddl)
 		if err != nil {
-			// Two instances starting together race on CREATE TABLE IF NOT
-			// EXISTS (a unique violation on pg_type); the table is there
-			// either way.
-			if ok, qerr := tableExists(ctx, s.pool, tb.t); qerr == nil && ok {
-				continue
-			}
 			return fmt.Errorf("postgres sink %s: %w", s.sink, err)
 		}
 		if created {

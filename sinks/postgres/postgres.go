@@ -143,13 +143,16 @@ func (t table) String() string {
 	return t.schema + "." + t.name
 }
 
-// sql returns the quoted name for SQL text.
-func (t table) sql() string {
+// ident returns the name as an identifier.
+func (t table) ident() pgx.Identifier {
 	if t.schema == "" {
-		return pgx.Identifier{t.name}.Sanitize()
+		return pgx.Identifier{t.name}
 	}
-	return pgx.Identifier{t.schema, t.name}.Sanitize()
+	return pgx.Identifier{t.schema, t.name}
 }
+
+// sql returns the quoted name for SQL text.
+func (t table) sql() string { return t.ident().Sanitize() }
 
 // Sink writes events to a PostgreSQL database: through projections, or as
 // rows of an events table, each batch in one transaction that also moves
