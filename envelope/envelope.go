@@ -25,15 +25,15 @@ import (
 // Append appends the JSON envelope of e to dst and returns the extended buffer.
 func Append(dst []byte, e *cdc.Event) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, e.ID)
+	dst = AppendString(dst, e.ID)
 	dst = append(dst, `,"seq_id":`...)
 	dst = appendInt(dst, e.SeqID)
 	dst = append(dst, `,"stream_id":`...)
-	dst = appendString(dst, e.StreamID)
+	dst = AppendString(dst, e.StreamID)
 	dst = append(dst, `,"version":`...)
 	dst = appendInt(dst, e.Version)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
+	dst = AppendString(dst, e.Type)
 	dst = append(dst, `,"dotnet_type":`...)
 	dst = appendOptString(dst, e.DotnetType)
 	dst = append(dst, `,"tenant_id":`...)
@@ -100,7 +100,7 @@ func appendOptString(dst []byte, s string) []byte {
 	if s == "" {
 		return append(dst, "null"...)
 	}
-	return appendString(dst, s)
+	return AppendString(dst, s)
 }
 
 const hexDigits = "0123456789abcdef"
@@ -113,9 +113,11 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does; control characters are escaped.
-func appendString(dst []byte, s string) []byte {
+// AppendString appends s as a JSON string, the one way cdc writes strings
+// into JSON it builds (the envelope, Elasticsearch documents). Invalid UTF-8
+// becomes U+FFFD, as encoding/json does; control characters, and U+2028 and
+// U+2029 (valid JSON that breaks JavaScript consumers), are escaped.
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

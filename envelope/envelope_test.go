@@ -100,7 +100,7 @@ func FuzzAppendString(f *testing.F) {
 	f.Add("plain")
 	f.Add("q\"\\\n\x00\xff\u2029")
 	f.Fuzz(func(t *testing.T, s string) {
-		b := appendString(nil, s)
+		b := AppendString(nil, s)
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("invalid JSON for %q: %s: %v", s, b, err)

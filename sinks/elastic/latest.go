@@ -12,6 +12,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/envelope"
 )
 
 // mgetChunk is the most documents read by one _mget request.
@@ -163,16 +164,16 @@ func (st *stream) build(events []*cdc.Event, n int) (*doc, error) {
 	e := events[st.applied[n-1]]
 	body := make([]byte, 0, 256+state.size())
 	body = append(body, `{"@stream_id":`...)
-	body = appendString(body, e.StreamID)
+	body = envelope.AppendString(body, e.StreamID)
 	body = append(body, `,"@type":`...)
-	body = appendString(body, e.Type)
+	body = envelope.AppendString(body, e.Type)
 	body = append(body, `,"@version":`...)
 	body = appendInt(body, e.Version)
 	body = append(body, `,"@tenant_id":`...)
 	if e.TenantID == "" {
 		body = append(body, "null"...)
 	} else {
-		body = appendString(body, e.TenantID)
+		body = envelope.AppendString(body, e.TenantID)
 	}
 	body = append(body, `,"@timestamp":`...)
 	if e.Timestamp.IsZero() {
