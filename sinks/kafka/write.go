@@ -214,14 +214,14 @@ func (s *Sink) send(ctx context.Context, cl *kafka.Client, events []*cdc.Event, 
 			}
 			s.log.Debug("kafka refused a batch; sending it in parts to find the record at fault",
 				"topic", j.part.topic, "partition", j.part.partition, "records", len(ms), "err", j.err)
-			bad, why, err := s.isolate(ctx, cl, j.part, ms, j.res, j.err)
+			bad, err := s.isolate(ctx, cl, j.part, ms, j.res, j.err)
 			if err != nil {
 				return nil, err
 			}
-			if bad != nil && bad.event < cutoff {
-				cutoff = bad.event
-				rejected = &cdc.RejectedError{Index: bad.event, Err: fmt.Errorf("kafka refused event %s (topic %q, partition %d): %w",
-					events[bad.event].ID, j.part.topic, j.part.partition, why)}
+			if bad != nil && bad.msg.event < cutoff {
+				cutoff = bad.msg.event
+				rejected = &cdc.RejectedError{Index: bad.msg.event, Err: fmt.Errorf("kafka refused event %s (topic %q, partition %d): %w",
+					events[bad.msg.event].ID, j.part.topic, j.part.partition, bad.why)}
 			}
 		}
 	}
@@ -252,54 +252,60 @@ func (s *Sink) produceAll(ctx context.Context, cl *kafka.Client, jobs []*job) {
 	wg.Wait()
 }
 
+// culprit is a record the broker refused for good, and why.
+type culprit struct {
+	msg *message
+	why error
+}
+
 // isolate finds the record at fault in ms, messages of one partition that
 // the broker refused together with the response res and error err. It
 // sends ms in pieces, in order, splitting each refused piece, until a piece
-// of one record is refused: it returns that record and why. It returns a nil
-// record when every piece was acknowledged (the batch was refused for its
+// of one record is refused: it returns that record and why. It returns no
+// culprit when every piece was acknowledged (the batch was refused for its
 // total size), and an error when a request failed otherwise; it sends
 // nothing after a refused record.
-func (s *Sink) isolate(ctx context.Context, cl *kafka.Client, p *part, ms []*message, res *kafka.ProduceResponse, err error) (*message, error, error) {
+func (s *Sink) isolate(ctx context.Context, cl *kafka.Client, p *part, ms []*message, res *kafka.ProduceResponse, err error) (*culprit, error) {
 	if len(ms) == 1 {
-		return ms[0], err, nil
+		return &culprit{ms[0], err}, nil
 	}
 	// A broker that names the refused records (Produce v8+) is believed:
 	// the records before the first it names are sent, and that one is it.
-	if i, why, ok := firstRecordError(res, len(ms)); ok {
+	if i, ok := firstRecordError(res, len(ms)); ok {
 		if i > 0 {
-			if bad, why, err := s.sendPiece(ctx, cl, p, ms[:i]); bad != nil || err != nil {
-				return bad, why, err
+			if bad, err := s.sendPiece(ctx, cl, p, ms[:i]); bad != nil || err != nil {
+				return bad, err
 			}
 		}
-		if why == nil || why.Error() == "" {
-			return ms[i], err, nil
+		if why := res.RecordErrors[i]; why != nil && why.Error() != "" {
+			return &culprit{ms[i], fmt.Errorf("%w: %v", err, why)}, nil
 		}
-		return ms[i], fmt.Errorf("%w: %v", err, why), nil
+		return &culprit{ms[i], err}, nil
 	}
 	mid := len(ms) / 2
-	if bad, why, err := s.sendPiece(ctx, cl, p, ms[:mid]); bad != nil || err != nil {
-		return bad, why, err
+	if bad, err := s.sendPiece(ctx, cl, p, ms[:mid]); bad != nil || err != nil {
+		return bad, err
 	}
 	return s.sendPiece(ctx, cl, p, ms[mid:])
 }
 
 // sendPiece sends ms and isolates the record at fault if it is refused.
-func (s *Sink) sendPiece(ctx context.Context, cl *kafka.Client, p *part, ms []*message) (*message, error, error) {
+func (s *Sink) sendPiece(ctx context.Context, cl *kafka.Client, p *part, ms []*message) (*culprit, error) {
 	res, err := s.produce(ctx, cl, p, ms)
 	switch {
 	case err == nil:
-		return nil, nil, nil
+		return nil, nil
 	case refusal(err):
 		return s.isolate(ctx, cl, p, ms, res, err)
 	}
-	return nil, nil, err
+	return nil, err
 }
 
-// firstRecordError returns the lowest batch index of the records the
-// response says were refused.
-func firstRecordError(res *kafka.ProduceResponse, n int) (int, error, bool) {
+// firstRecordError returns the lowest batch index, below n, of the records
+// the response says were refused.
+func firstRecordError(res *kafka.ProduceResponse, n int) (int, bool) {
 	if res == nil || len(res.RecordErrors) == 0 {
-		return 0, nil, false
+		return 0, false
 	}
 	first := -1
 	for i := range res.RecordErrors {
@@ -307,10 +313,7 @@ func firstRecordError(res *kafka.ProduceResponse, n int) (int, error, bool) {
 			first = i
 		}
 	}
-	if first < 0 {
-		return 0, nil, false
-	}
-	return first, res.RecordErrors[first], true
+	return first, first >= 0
 }
 
 // produce sends ms in one request to their partition's leader.
