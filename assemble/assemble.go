@@ -75,7 +75,10 @@ type Pipeline struct {
 // Open connects, checks the server, creates the publication, slot and
 // tables when missing and assembles the pipeline of pc. Close it when done.
 func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline, err error) {
-	log := a.opts.Logger.With("pipeline", pc.Name)
+	// plog is the pipeline's logger, for the packages it hands one to;
+	// each adds its own component. log is this package's.
+	plog := a.opts.Logger.With("pipeline", pc.Name)
+	log := plog.With("component", "assemble")
 	p := &Pipeline{cfg: pc}
 	if p.pools, err = openPools(ctx, pc, "pipeline "+pc.Name+": "); err != nil {
 		return nil, err
@@ -89,7 +92,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if err := WaitReachable(ctx, p.pools.src, "the source database", a.opts.Wait, log); err != nil {
 		return nil, wrap(err)
 	}
-	rcfg := ReplicationConfig(pc, log)
+	rcfg := ReplicationConfig(pc, plog)
 	if problems := replication.Check(ctx, p.pools.src, rcfg, decoder.RequiredColumns()); len(problems) > 0 {
 		return nil, &ProblemsError{Pipeline: pc.Name, Problems: problems}
 	}
@@ -117,7 +120,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		Decoder:     decoder.Config{Schema: pc.Source.Schema},
 		Checkpoints: store,
 		Instance:    a.opts.Instance,
-		Logger:      log,
+		Logger:      plog,
 	}
 	defer func() {
 		if err != nil {
@@ -130,7 +133,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
-		target, resume, err := a.buildSink(ctx, pc.Name, sc, traits, log.With("sink", sc.Name))
+		target, resume, err := a.buildSink(ctx, pc.Name, sc, traits, plog.With("sink", sc.Name))
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -255,7 +258,7 @@ func RunAll(ctx context.Context, pipelines []*Pipeline, log *slog.Logger) error 
 	}
 	wg.Wait()
 	if len(errs) == 0 {
-		log.Info("all pipelines stopped cleanly")
+		log.Info("all pipelines stopped cleanly", "component", "assemble")
 	}
 	return errors.Join(errs...)
 }

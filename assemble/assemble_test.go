@@ -3,7 +3,10 @@ package assemble_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +81,12 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.b.Write(p)
 }
 
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 func (b *syncBuffer) lines() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -109,9 +118,10 @@ func TestOpenEveryKind(t *testing.T) {
       - {name: search, kind: elastic, addresses: ["`+es.URL()+`"], index: events}
       - {name: archive, kind: postgres, dsn: "${DSN}", mode: events, table: archive_events, on_error: dead_letter}
 `)
-	var out syncBuffer
+	var out, logs syncBuffer
 	reg, m := metrics.NewRegistry()
-	p, err := assemble.New(assemble.Options{Stdout: &out, Metrics: m}).Open(t.Context(), pc)
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := assemble.New(assemble.Options{Stdout: &out, Metrics: m, Logger: log}).Open(t.Context(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +180,8 @@ func TestOpenEveryKind(t *testing.T) {
 			t.Errorf("sink %s: checkpoint counts %d events (%v), want %d", sc.Name, events, err, n)
 		}
 	}
+
+	checkLogs(t, logs.String())
 
 	res, err := assemble.Teardown(t.Context(), pc, true)
 	if err != nil || !res.SlotDropped || !res.PublicationDropped || res.CheckpointsDeleted != int64(len(pc.Sinks)) {
@@ -254,5 +266,47 @@ func TestValidate(t *testing.T) {
 	var slots int
 	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&slots); err != nil || slots != 0 {
 		t.Fatalf("validate left %d slots (%v)", slots, err)
+	}
+}
+
+// checkLogs checks the log keys of every record (JSON lines): each record
+// has a component, none has a key twice, and every record about a sink
+// names its pipeline.
+func checkLogs(t *testing.T, logs string) {
+	t.Helper()
+	components := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		keys := map[string]string{}
+		dec := json.NewDecoder(strings.NewReader(line))
+		if _, err := dec.Token(); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			key := k.(string)
+			if _, dup := keys[key]; dup {
+				t.Errorf("log key %q twice: %s", key, line)
+			}
+			keys[key] = fmt.Sprint(v)
+		}
+		if keys["component"] == "" {
+			t.Errorf("log record without a component: %s", line)
+		}
+		if keys["sink"] != "" && keys["pipeline"] == "" {
+			t.Errorf("log record of sink %s without its pipeline: %s", keys["sink"], line)
+		}
+		components[keys["component"]] = true
+	}
+	for _, c := range []string{"assemble", "replication", "pipeline", "kafka", "postgres"} {
+		if !components[c] {
+			t.Errorf("no log record of component %s", c)
+		}
 	}
 }

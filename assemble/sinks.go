@@ -76,7 +76,7 @@ func (a *Assembler) buildSink(ctx context.Context, pipelineName string, sc *conf
 				_ = s.Close(context.WithoutCancel(ctx))
 				return nil, nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 			}
-			log.Warn("sink target not ready; its writes will be retried", "err", err)
+			log.Warn("sink target not ready; its writes will be retried", "component", "assemble", "err", err)
 		}
 	}
 	if a.opts.Wrap != nil {

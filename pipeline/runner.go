@@ -97,7 +97,7 @@ func (r *runner) ownCheckpoint(ctx context.Context, cp cdc.Checkpoint, ok bool) 
 	}
 	if has && own.Compare(cp.Position) > 0 {
 		r.log.Info("sink's own checkpoint is ahead of the checkpoint table; it resumes from its own",
-			"own", own.String(), "table", cp.Position.String())
+			"position", own.String(), "table_position", cp.Position.String())
 		cp.Position, ok = own, true
 	}
 	return cp, ok, nil
@@ -112,7 +112,7 @@ func (r *runner) attach(ctx context.Context, cp cdc.Checkpoint, ok, first bool) 
 		// point directly so that Confirmable sees it at once.
 		r.advanceFlush(cp.Flush)
 		if ok {
-			r.log.Info("sink resumes from checkpoint", "position", cp.Position.String(), "flush_lsn", cp.Flush.String())
+			r.log.Info("sink resumes from checkpoint", "position", cp.Position.String(), "lsn", cp.Flush.String())
 		} else {
 			r.log.Info("sink has no checkpoint; it starts with what the slot sends next")
 		}
@@ -173,7 +173,7 @@ func (r *runner) detach() {
 		reason = "failing"
 	}
 	r.log.Warn("sink is "+reason+"; the other sinks go on and it catches up from its checkpoint when it recovers",
-		"flush_lsn", r.flushLSN().String())
+		"lsn", r.flushLSN().String())
 }
 
 // closeInput tells the runner nothing more comes: it writes what it holds,
@@ -261,6 +261,6 @@ func (r *runner) maybeResync() {
 		return
 	}
 	r.resyncAsked = true
-	r.log.Info("sink recovered; catching up from its checkpoint", "flush_lsn", r.flushLSN().String())
+	r.log.Info("sink recovered; catching up from its checkpoint", "lsn", r.flushLSN().String())
 	r.restart()
 }

@@ -27,7 +27,8 @@ type Config struct {
 	// ApplicationName is reported to PostgreSQL (pg_stat_replication), so a
 	// standby can tell who holds the slot; default "cdc".
 	ApplicationName string
-	// Logger receives lifecycle logs; nil discards them.
+	// Logger receives lifecycle logs, which carry component=replication and
+	// the slot; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -63,5 +64,6 @@ func (c Config) withDefaults() (Config, error) {
 	if !namePattern.MatchString(c.Publication) {
 		return c, fmt.Errorf("publication name %q: want 1 to 63 of [a-z0-9_]", c.Publication)
 	}
+	c.Logger = c.Logger.With("component", "replication", "slot", c.Slot)
 	return c, nil
 }

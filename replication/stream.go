@@ -111,7 +111,7 @@ func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 			s.state.Store(int32(StateStandby))
 			holder := s.holder(ctx)
 			if holder != lastHolder {
-				log.Info("slot is held by another instance; standing by", "slot", s.cfg.Slot, "holder", holder, "retry", s.cfg.StandbyRetry)
+				log.Info("slot is held by another instance; standing by", "holder", holder, "retry_in", s.cfg.StandbyRetry)
 				lastHolder = holder
 			}
 			if !retry.Sleep(ctx, s.cfg.StandbyRetry) {
@@ -124,7 +124,7 @@ func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 			delay.Reset()
 		}
 		wait := delay.Next()
-		log.Warn("replication stream interrupted; reconnecting", "slot", s.cfg.Slot, "err", err, "retry_in", wait)
+		log.Warn("replication stream interrupted; reconnecting", "err", err, "retry_in", wait)
 		s.state.Store(int32(StateStarting))
 		if !retry.Sleep(ctx, wait) {
 			return nil
@@ -189,7 +189,7 @@ func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, er
 	}
 	floor := slot.ConfirmedFlush
 	s.state.Store(int32(StateStreaming))
-	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "confirmed_flush_lsn", floor.String())
+	s.cfg.Logger.Info("streaming", "publication", s.cfg.Publication, "lsn", floor.String())
 	if err := c.Open(ctx); err != nil {
 		if ctx.Err() != nil {
 			return true, nil // shut down while opening: nothing was read
@@ -231,7 +231,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 			}
 			select {
 			case <-c.Restart():
-				s.cfg.Logger.Info("re-reading the slot for a sink that recovered", "slot", s.cfg.Slot, "from", c.Confirmable().String())
+				s.cfg.Logger.Info("re-reading the slot for a sink that recovered", "lsn", c.Confirmable().String())
 				if err := sendStatus(); err != nil {
 					return err
 				}
@@ -311,11 +311,11 @@ func (s *Stream) drain(c cdc.Consumer, sendStatus func() error) error {
 	defer cancel()
 	err := c.Drain(ctx)
 	if serr := sendStatus(); serr != nil {
-		s.cfg.Logger.Warn("could not confirm the final position; the next start re-reads a little and skips it", "slot", s.cfg.Slot, "err", serr)
+		s.cfg.Logger.Warn("could not confirm the final position; the next start re-reads a little and skips it", "err", serr)
 	}
 	if err != nil {
 		return &fatalError{err}
 	}
-	s.cfg.Logger.Info("stopped", "slot", s.cfg.Slot, "confirmed", c.Confirmable().String())
+	s.cfg.Logger.Info("stopped", "lsn", c.Confirmable().String())
 	return nil
 }

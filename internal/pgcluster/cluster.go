@@ -183,7 +183,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	defer func() {
 		if err != nil {
 			if rerr := os.RemoveAll(dir); rerr != nil {
-				log.Warn("remove temporary directory", "dir", dir, "error", rerr)
+				log.Warn("remove temporary directory", "dir", dir, "err", rerr)
 			}
 		}
 	}()
@@ -356,7 +356,7 @@ func removeStale(base string, log *slog.Logger) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
-			log.Warn("remove stale postgres directory", "dir", dir, "error", err)
+			log.Warn("remove stale postgres directory", "dir", dir, "err", err)
 			continue
 		}
 		log.Debug("removed stale postgres directory", "dir", dir)

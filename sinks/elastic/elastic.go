@@ -98,7 +98,9 @@ type Config struct {
 	// retries of it included. Default DefaultRequestTimeout (30s).
 	RequestTimeout time.Duration
 	// Logger receives the sink's logs: indices created (Info), rounds of
-	// items sent again after a 429 (Debug). Default: none.
+	// items sent again after a 429 (Debug). The sink adds
+	// component; the caller's logger should carry the pipeline and the
+	// sink (package assemble's does). Default: none.
 	Logger *slog.Logger
 }
 

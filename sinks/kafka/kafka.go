@@ -80,7 +80,9 @@ type Config struct {
 	// Default DefaultClientID ("cdc").
 	ClientID string
 	// Logger receives the sink's logs: topics created (Info), batches
-	// split to find a refused record (Debug). Default: none.
+	// split to find a refused record (Debug). The sink adds
+	// component; the caller's logger should carry the pipeline and the
+	// sink (package assemble's does). Default: none.
 	Logger *slog.Logger
 }
 
@@ -162,7 +164,7 @@ type Sink struct {
 	timeout      time.Duration
 	brokers      string // for messages: "a:9092, b:9092"
 	addr         net.Addr
-	tls          *tls.Config
+	tlsConfig    *tls.Config
 	mechanism    sasl.Mechanism
 	saslDesc     string // "SASL SCRAM-SHA-256 as \"cdc\"", no password
 	clientID     string
@@ -211,7 +213,7 @@ func New(cfg Config) (*Sink, error) {
 		timeout:     cfg.WriteTimeout,
 		brokers:     strings.Join(cfg.Brokers, ", "),
 		addr:        kafka.TCP(cfg.Brokers...),
-		tls:         cfg.TLS,
+		tlsConfig:   cfg.TLS,
 		clientID:    cfg.ClientID,
 		log:         cfg.Logger,
 		sem:         make(chan struct{}, 1),
@@ -285,7 +287,7 @@ func (s *Sink) client() (*kafka.Client, uint64) {
 	if s.transport == nil {
 		s.transport = &kafka.Transport{
 			ClientID:    s.clientID,
-			TLS:         s.tls,
+			TLS:         s.tlsConfig,
 			SASL:        s.mechanism,
 			IdleTimeout: idleTimeout,
 			MetadataTTL: metadataTTL,

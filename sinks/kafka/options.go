@@ -128,7 +128,9 @@ const (
 )
 
 // Mechanisms returns every SASL mechanism.
-func Mechanisms() []string { return []string{MechanismPlain, MechanismScramSHA256, MechanismScramSHA512} }
+func Mechanisms() []string {
+	return []string{MechanismPlain, MechanismScramSHA256, MechanismScramSHA512}
+}
 
 // oneOf checks that v is empty (the default) or one of choices, naming key
 // in the error.

@@ -273,7 +273,7 @@ func (s *Sink) connError(err error) error {
 		if s.mechanism != nil {
 			hints = append(hints, "did "+s.saslDesc+" fail?")
 		}
-		if s.tls == nil {
+		if s.tlsConfig == nil {
 			hints = append(hints, "do the brokers expect TLS?")
 		}
 		if len(hints) > 0 {

@@ -61,7 +61,9 @@ type Config struct {
 	// DefaultCheckpointTable ("cdc_sink_checkpoints").
 	CheckpointTable string
 	// Logger receives the sink's logs: tables created (Info), batches sent
-	// again event by event after a failure (Debug). Default: none.
+	// again event by event after a failure (Debug). The sink adds
+	// component; the caller's logger should carry the pipeline and the
+	// sink (package assemble's does). Default: none.
 	Logger *slog.Logger
 }
 
@@ -213,7 +215,7 @@ func New(cfg Config) (*Sink, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("component", "postgres", "sink", cfg.Sink)
+	s.log = s.log.With("component", "postgres")
 	return s, nil
 }
 
