@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/martencdc/cdc/envelope"
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/sinktest"
 )
 
 // newServer starts a fake Elasticsearch, closed at the end of the test.
@@ -49,44 +49,20 @@ func newSink(t testing.TB, srv *esfake.Server, cfg Config) *Sink {
 }
 
 var (
-	eventTypes = []string{"incident_logged", "incident_categorised", "incident_closed"}
-	tenants    = []string{"acme", "globex"}
+	eventTypes = sinktest.EventTypes
+	tenants    = sinktest.Tenants
 )
 
 // makeEvents returns versions events of each of streams streams,
 // interleaved (version 1 of every stream, then version 2, ...), with
-// bodies of about pad bytes. Their SeqIDs start at firstSeq. The data of
-// version v of stream s is {"Stream":s,"Step":v,"Filler":...,"V<v>":true}.
+// bodies of about pad bytes. Their SeqIDs start at firstSeq. The type of an
+// event depends on its version (sinktest.TypeByVersion), the data of
+// version v of stream s is {"Stream":s,"Step":v,"Filler":...,"V<v>":true}
+// (sinktest.StepData), and no event has a causation id; see sinktest.Events
+// for the other fields.
 func makeEvents(streams, versions, pad int, firstSeq int64) []*cdc.Event {
-	events := make([]*cdc.Event, 0, streams*versions)
-	seq := firstSeq
-	filler := strings.Repeat("x", pad)
-	for v := 1; v <= versions; v++ {
-		for s := range streams {
-			e := &cdc.Event{
-				ID:         fmt.Sprintf("0192f0c4-%04x-7000-8000-%012x", s, seq),
-				SeqID:      seq,
-				StreamID:   fmt.Sprintf("a1b2c3d4-0000-4000-8000-%012d", s),
-				Version:    int64(v),
-				Type:       eventTypes[(v-1)%len(eventTypes)],
-				DotnetType: "Helpdesk.Api.Incidents.Event, Helpdesk.Api",
-				TenantID:   tenants[s%len(tenants)],
-				Timestamp:  time.Date(2026, 11, 22, 10, 0, 0, int(seq)*1000, time.UTC),
-				Data:       json.RawMessage(fmt.Sprintf(`{"Stream":%d,"Step":%d,"Filler":%q,"V%d":true}`, s, v, filler, v)),
-				Headers:    json.RawMessage(`{"source":"api"}`),
-				LSN:        cdc.LSN(0x16B3748 + seq/4*0x100),
-				Index:      uint32(seq % 4),
-				CommitTime: time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC),
-				TxID:       uint32(700 + seq/4),
-			}
-			if seq%2 == 0 {
-				e.CorrelationID = fmt.Sprintf("corr-%d", seq)
-			}
-			events = append(events, e)
-			seq++
-		}
-	}
-	return events
+	return sinktest.Events(sinktest.Spec{Streams: streams, Versions: versions, Pad: pad, FirstSeq: firstSeq,
+		Type: sinktest.TypeByVersion, Data: sinktest.StepData, Causation: sinktest.NoID})
 }
 
 // event returns an event of stream with the given version, seq_id and

@@ -2,9 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/route"
+	"github.com/martencdc/cdc/sinks/sinktest"
 )
 
 // newCluster starts a kfake cluster of three brokers, closed at the end of
@@ -57,46 +55,18 @@ func newSink(t testing.TB, c *kfake.Cluster, topic string, cfg Config) *Sink {
 }
 
 var (
-	eventTypes = []string{"incident_logged", "incident_categorised", "incident_closed"}
-	tenants    = []string{"acme", "globex"}
+	eventTypes = sinktest.EventTypes
+	tenants    = sinktest.Tenants
 )
 
 // makeEvents returns versions events of each of streams streams,
 // interleaved (version 1 of every stream, then version 2, ...), with
-// bodies of about pad bytes. Their SeqIDs start at firstSeq.
+// bodies of about pad bytes. Their SeqIDs start at firstSeq. The type of an
+// event depends on its stream (sinktest.TypeByStream), so that a stream
+// stays in one topic of a template over the type; see sinktest.Events for
+// the other fields.
 func makeEvents(streams, versions, pad int, firstSeq int64) []*cdc.Event {
-	events := make([]*cdc.Event, 0, streams*versions)
-	seq := firstSeq
-	filler := strings.Repeat("x", pad)
-	for v := 1; v <= versions; v++ {
-		for s := range streams {
-			e := &cdc.Event{
-				ID:         fmt.Sprintf("0192f0c4-%04x-7000-8000-%012x", s, seq),
-				SeqID:      seq,
-				StreamID:   fmt.Sprintf("a1b2c3d4-0000-4000-8000-%012d", s),
-				Version:    int64(v),
-				Type:       eventTypes[s%len(eventTypes)],
-				DotnetType: "Helpdesk.Api.Incidents.Event, Helpdesk.Api",
-				TenantID:   tenants[s%len(tenants)],
-				Timestamp:  time.Date(2026, 11, 22, 10, 0, 0, int(seq)*1000, time.UTC),
-				Data:       json.RawMessage(fmt.Sprintf(`{"Description":"event %d of stream %d","Filler":%q}`, v, s, filler)),
-				Headers:    json.RawMessage(`{"source":"api"}`),
-				LSN:        cdc.LSN(0x16B3748 + seq/4*0x100),
-				Index:      uint32(seq % 4),
-				CommitTime: time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC),
-				TxID:       uint32(700 + seq/4),
-			}
-			if seq%2 == 0 {
-				e.CorrelationID = fmt.Sprintf("corr-%d", seq)
-			}
-			if seq%3 == 0 {
-				e.CausationID = fmt.Sprintf("cause-%d", seq)
-			}
-			events = append(events, e)
-			seq++
-		}
-	}
-	return events
+	return sinktest.Events(sinktest.Spec{Streams: streams, Versions: versions, Pad: pad, FirstSeq: firstSeq})
 }
 
 // readAll returns every record of the topic by partition, up to the high

@@ -73,9 +73,18 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 
 // write does Write's work. It returns the first event rejected, if any, once
 // every event before it is acknowledged, or a plain error.
-func (s *Sink) write(ctx context.Context, events []*cdc.Event) (*cdc.RejectedError, error) {
+func (s *Sink) write(ctx context.Context, events []*cdc.Event) (_ *cdc.RejectedError, err error) {
 	w := &s.w
-	defer w.reset() // drop references to the batch
+	defer func() {
+		if err != nil {
+			// A produce call that failed, or returned because ctx ended,
+			// may leave kafka-go still encoding a request from w's
+			// buffers: they are abandoned, not reused.
+			s.w = writeState{}
+			return
+		}
+		w.reset() // drop references to the batch, keep the buffers
+	}()
 	rejected := s.encode(w, events)
 	cutoff := len(events)
 	if rejected != nil {

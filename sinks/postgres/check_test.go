@@ -92,8 +92,8 @@ func asUnprivileged(t *testing.T, admin *pgxpool.Pool) *pgxpool.Pool {
 		return '_'
 	}, strings.ToLower("cdc_nopriv_"+t.Name()))
 	role = role[:min(len(role), 60)]
-	exec(t, admin, `DROP ROLE IF EXISTS `+role)
-	exec(t, admin, `CREATE ROLE `+role+` LOGIN`)
+	mustExec(t, admin, `DROP ROLE IF EXISTS `+role)
+	mustExec(t, admin, `CREATE ROLE `+role+` LOGIN`)
 	cfg := admin.Config().Copy()
 	cfg.ConnConfig.User = role
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)

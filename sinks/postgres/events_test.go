@@ -112,7 +112,7 @@ func TestModeEventsRejected(t *testing.T) {
 	if err := s.Prepare(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, pool, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+	mustExec(t, pool, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.type = 'poison' THEN RAISE EXCEPTION 'refused %', NEW.id; END IF;
     RETURN NEW;

@@ -236,7 +236,7 @@ func TestRetryableErrors(t *testing.T) {
 				s := newSink(t, pool, Config{Routes: routes})
 				events := items(5)
 				write(t, s, events[:1])
-				exec(t, pool, `UPDATE fail_switch SET code = $1`, tc.code)
+				mustExec(t, pool, `UPDATE fail_switch SET code = $1`, tc.code)
 				err := s.Write(context.Background(), cdc.Batch{Events: events[1:]})
 				var rej *cdc.RejectedError
 				if errors.As(err, &rej) != tc.reject {
@@ -257,7 +257,7 @@ func TestRetryableErrors(t *testing.T) {
 				if p, _ := checkpointOf(t, s); p != events[0].Position() {
 					t.Fatalf("checkpoint %v after a failed batch, want %v", p, events[0].Position())
 				}
-				exec(t, pool, `UPDATE fail_switch SET code = NULL`)
+				mustExec(t, pool, `UPDATE fail_switch SET code = NULL`)
 				write(t, s, events[1:])
 				if n := count(t, pool, `SELECT count(*) FROM items`); n != 5 {
 					t.Fatalf("%d items, want 5", n)

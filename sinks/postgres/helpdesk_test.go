@@ -37,8 +37,8 @@ func TestHelpdeskReadModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.applied {
-				exec(t, pool, `CREATE TABLE seen (n int NOT NULL)`)
-				exec(t, pool, `INSERT INTO seen VALUES (0)`)
+				mustExec(t, pool, `CREATE TABLE seen (n int NOT NULL)`)
+				mustExec(t, pool, `INSERT INTO seen VALUES (0)`)
 				routes = append(routes, Route{Name: "seen", On: []string{"*"}, Projection: countEvents{}})
 			}
 			s := newSink(t, pool, Config{Routes: routes})
@@ -155,7 +155,7 @@ func equalModels(a, b helpdesk.Models) bool {
 // nothing behind, like a process killed in the middle of a batch.
 func TestCanceledWrite(t *testing.T) {
 	pool, s := helpdeskSink(t)
-	exec(t, pool, `CREATE TABLE slow (id uuid PRIMARY KEY)`)
+	mustExec(t, pool, `CREATE TABLE slow (id uuid PRIMARY KEY)`)
 	slow, err := SQL("slow", []string{"incident_closed"}, `INSERT INTO slow SELECT $id FROM pg_sleep(10)`)
 	if err != nil {
 		t.Fatal(err)

@@ -34,13 +34,13 @@ func newTarget(t testing.TB, ddl string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	if ddl != "" {
-		exec(t, pool, ddl)
+		mustExec(t, pool, ddl)
 	}
 	return pool
 }
 
 // exec runs sql on pool and fails the test on error.
-func exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
+func mustExec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
