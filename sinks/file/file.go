@@ -31,12 +31,56 @@
 // are durable. So is an event whose path template fails to render. Symbolic
 // links inside the base are followed.
 //
+// # Errors
+//
+// The file system's answers for an event's path fall into two classes.
+//
+// Refused for good: retrying the same path cannot succeed and no operator
+// action on the running system is expected to fix it; the path itself is
+// wrong. These are ENAMETOOLONG (a name over 255 bytes, a path over 4096),
+// EISDIR (the path is a directory), ENOTDIR (a component of the path is a
+// regular file, such as a file the sink itself wrote), ELOOP (a symbolic
+// link loops), EINVAL and EILSEQ (a name the file system cannot hold). They
+// are met while looking up, creating or opening the path, before anything
+// is written to it, and are handled like a path outside the base: Write
+// returns a [cdc.RejectedError] for the first event whose path fails, after
+// the events before it are durable, and writes no line of that event or of
+// the events after it.
+//
+// That holds when the base is a directory or does not exist yet, so that
+// the failure lies in the part of the path the event chose. When the base
+// itself is unusable (a regular file named "out", a symbolic link loop, a
+// name too long), or the path is a constant, the fault is in the
+// configuration: every event would fail alike, and rejecting them would
+// empty the stream into the dead-letter table. The error is then a plain
+// error, retried, that names the path and what to change.
+//
+// Fixable by an operator: EACCES and EPERM (permissions, an immutable
+// attribute), EROFS (a file system mounted read-only), ENOSPC (disk or
+// inodes full), EDQUOT (quota), EFBIG (file size limit), EIO (failing
+// storage), EMFILE and ENFILE (open file limits), and every error not named
+// above. Write returns them as plain errors, which the pipeline retries with
+// backoff until they go away. Their message names the path, what failed and
+// what to do, for example
+//
+//	file sink: out/acme/x.jsonl: create: permission denied: fix the permissions of out/acme: cdc's user must be able to create files in it; cdc retries
+//
+// An existing file that is not writable (EACCES on opening it for append)
+// is in this class: making it writable again, or moving it away, lets
+// delivery go on with nothing lost. So is a file whose write or fsync
+// fails, whatever the errno: the data is in an unknown state, so the whole
+// batch is written again.
+//
 // # Files
 //
 // The sink keeps up to [Config.MaxOpen] files open between batches and
-// closes the least recently used beyond that. Several sinks or processes may
-// append to the same file: each file's share of a batch is one O_APPEND write,
-// which local file systems do not interleave with other appends.
+// closes the least recently used beyond that. Write opens (and creates) all
+// the files of a batch before it writes to any, so that a path refused for
+// good is found before the lines of the events after it are written; a
+// batch that touches more files than MaxOpen opens some of them twice.
+// Several sinks or processes may append to the same file: each file's share
+// of a batch is one O_APPEND write, which local file systems do not
+// interleave with other appends.
 package file
 
 import (
@@ -44,11 +88,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/envelope"
@@ -87,6 +133,7 @@ type Sink struct {
 
 	mu     sync.Mutex
 	files  map[string]*handle // open files by resolved path
+	dirs   map[string]bool    // directories with entries created and not yet fsynced
 	clock  uint64             // counts uses, for least recently used
 	groups []*group           // scratch for Write, buffers reused
 	byName map[string]*group  // scratch for Write: rendered name -> group
@@ -122,7 +169,7 @@ func New(cfg Config) (*Sink, error) {
 		cfg.MaxOpen = DefaultMaxOpen
 	}
 	s := &Sink{path: cfg.Path, dir: cfg.Dir, maxOpen: cfg.MaxOpen, files: map[string]*handle{},
-		byName: map[string]*group{}, byPath: map[string]*group{}}
+		dirs: map[string]bool{}, byName: map[string]*group{}, byPath: map[string]*group{}}
 	if p, ok := cfg.Path.Constant(); ok {
 		if strings.HasSuffix(p, "/") || strings.HasSuffix(p, string(filepath.Separator)) || strings.IndexByte(p, 0) >= 0 {
 			return nil, fmt.Errorf("file sink: path %q is not a file name", p)
@@ -134,8 +181,11 @@ func New(cfg Config) (*Sink, error) {
 }
 
 // Write appends the batch's events to their files and makes them durable.
-// An event whose path cannot be rendered or leaves the base directory is
-// rejected with a *cdc.RejectedError, once the events before it are durable.
+// An event whose path cannot be rendered, leaves the base directory or is
+// refused for good by the file system (see Errors in the package
+// documentation) is rejected with a *cdc.RejectedError, once the events
+// before it are durable. Other failures are returned as they are, to be
+// retried.
 func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 	if len(b.Events) == 0 {
 		return nil
@@ -148,17 +198,27 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 	if s.closed {
 		return errClosed
 	}
-	groups, rejected := s.group(b.Events)
+	groups, err := s.group(ctx, b.Events)
 	defer s.release(groups)
+	rejected, ok := err.(*cdc.RejectedError)
+	if err != nil && !ok {
+		return err
+	}
 	if err := s.write(ctx, groups); err != nil {
 		return err
 	}
-	return rejected
+	if rejected != nil {
+		return rejected
+	}
+	return nil
 }
 
-// group renders the events' paths and encodes each file's lines, up to the
-// first event it rejects.
-func (s *Sink) group(events []*cdc.Event) ([]*group, error) {
+// group renders the events' paths, opens (and creates) each file and
+// encodes each file's lines, up to the first event it rejects: one whose
+// path cannot be rendered, leaves the base or cannot be opened for good.
+// It returns a *cdc.RejectedError for that event, or another error when a
+// file cannot be opened for now; the groups hold the events before either.
+func (s *Sink) group(ctx context.Context, events []*cdc.Event) ([]*group, error) {
 	groups := s.groups[:0]
 	clear(s.byName)
 	clear(s.byPath)
@@ -174,9 +234,22 @@ func (s *Sink) group(events []*cdc.Event) ([]*group, error) {
 				return groups, &cdc.RejectedError{Index: i, Err: fmt.Errorf("event %s: %w", e.ID, err)}
 			}
 			if g = s.byPath[path]; g == nil {
+				if err := ctx.Err(); err != nil {
+					return groups, err
+				}
+				h, err := s.open(path)
+				if err != nil {
+					var fe *fsError
+					if errors.As(err, &fe) && fe.permanent() && s.eventAtFault() {
+						fe.refused = true
+						return groups, &cdc.RejectedError{Index: i, Err: fmt.Errorf("event %s: %w", e.ID, err)}
+					}
+					return groups, err
+				}
 				groups = appendGroup(groups)
 				g = groups[len(groups)-1]
 				g.path = path
+				g.h = h
 				g.buf = append(g.buf[:0], '\n')
 				s.byPath[path] = g
 			}
@@ -233,19 +306,45 @@ func (s *Sink) resolve(name string) (string, error) {
 	return name, nil
 }
 
+// eventAtFault reports whether a path that the file system refuses for
+// good below the base is refused because of the part the event chose: the
+// base is a directory, or does not exist yet (the sink would create it, and
+// a path over PATH_MAX is refused before that). It is false when the base
+// itself is unusable (a regular file, a link loop), which every event would
+// meet, and for a constant path, all of which is configuration.
+func (s *Sink) eventAtFault() bool {
+	if s.base == "" {
+		return false
+	}
+	base := s.base
+	if s.dir != "" && !filepath.IsAbs(base) {
+		base = filepath.Join(s.dir, base)
+	}
+	fi, err := os.Stat(base)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return fi.IsDir()
+}
+
 // write appends each group to its file, then syncs the files and the
-// directories where entries were created.
+// directories where entries were created (in this batch or in one that
+// failed).
 func (s *Sink) write(ctx context.Context, groups []*group) error {
-	dirs := map[string]bool{} // directories with new entries, to fsync
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		h, err := s.open(g.path, dirs)
-		if err != nil {
-			return err
+		h := g.h
+		if s.files[g.path] != h {
+			// Closed to make room for a later file of the batch (more
+			// files than MaxOpen): open it again.
+			var err error
+			if h, err = s.open(g.path); err != nil {
+				return err
+			}
+			g.h = h
 		}
-		g.h = h
 		buf := g.buf[1:]
 		if h.torn {
 			buf = g.buf
@@ -253,17 +352,18 @@ func (s *Sink) write(ctx context.Context, groups []*group) error {
 		h.dirty = true
 		if _, err := h.f.Write(buf); err != nil {
 			s.drop(h)
-			return fmt.Errorf("append %d bytes: %w", len(buf), err)
+			return ioError(fmt.Sprintf("append %d bytes", len(buf)), h.path, err)
 		}
 		h.torn = false
 	}
 	if err := s.syncAll(groups); err != nil {
 		return err
 	}
-	for dir := range dirs {
+	for dir := range s.dirs {
 		if err := syncDir(dir); err != nil {
 			return err
 		}
+		delete(s.dirs, dir)
 	}
 	return nil
 }
@@ -285,7 +385,7 @@ func (s *Sink) syncAll(groups []*group) error {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if err := h.f.Sync(); err != nil {
-				errs[i] = fmt.Errorf("fsync: %w", err)
+				errs[i] = ioError("fsync", h.path, err)
 				return
 			}
 			h.dirty = false
@@ -303,8 +403,9 @@ func (s *Sink) syncAll(groups []*group) error {
 }
 
 // open returns the open file at path, opening (and creating) it when
-// needed. Directories where it creates an entry are added to dirs.
-func (s *Sink) open(path string, dirs map[string]bool) (*handle, error) {
+// needed. Directories where it creates an entry are added to s.dirs. The
+// failures of the file system at path are *fsError.
+func (s *Sink) open(path string) (*handle, error) {
 	s.clock++
 	if h := s.files[path]; h != nil {
 		h.lastUsed = s.clock
@@ -321,19 +422,19 @@ func (s *Sink) open(path string, dirs map[string]bool) (*handle, error) {
 	case err == nil:
 		if torn, err = endsTorn(path); err != nil {
 			f.Close()
-			return nil, err
+			return nil, pathError(opReadEnd, path, err)
 		}
 	case errors.Is(err, os.ErrNotExist):
 		dir := filepath.Dir(path)
-		if err := mkdirs(dir, dirs); err != nil {
+		if err := mkdirs(dir, s.dirs); err != nil {
 			return nil, err
 		}
 		if f, err = os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err != nil {
-			return nil, err
+			return nil, pathError(opCreate, path, err)
 		}
-		dirs[dir] = true
+		s.dirs[dir] = true
 	default:
-		return nil, err
+		return nil, pathError(opOpen, path, err)
 	}
 	h := &handle{path: path, f: f, lastUsed: s.clock, torn: torn}
 	s.files[path] = h
@@ -384,30 +485,30 @@ func (s *Sink) drop(h *handle) {
 
 // close syncs the file if it was written, then closes it.
 func (h *handle) close() error {
-	var err error
 	if h.dirty {
-		if err = h.f.Sync(); err != nil {
-			err = fmt.Errorf("fsync: %w", err)
+		if err := h.f.Sync(); err != nil {
+			h.f.Close()
+			return ioError("fsync", h.path, err)
 		}
 	}
-	if cerr := h.f.Close(); err == nil && cerr != nil {
-		err = cerr
+	if err := h.f.Close(); err != nil {
+		return ioError("close", h.path, err)
 	}
-	return err
+	return nil
 }
 
 // mkdirs creates dir and its missing parents with mode 0755, adding the
-// parent of each directory it creates to dirs.
+// parent of each directory it creates to dirs. Its errors are *fsError.
 func mkdirs(dir string, dirs map[string]bool) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
-			return &os.PathError{Op: "mkdir", Path: dir, Err: errors.New("not a directory")}
+			return pathError(opMkdir, dir, &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR})
 		}
 		return nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return err
+		return pathError(opLookup, dir, err)
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
@@ -417,7 +518,7 @@ func mkdirs(dir string, dirs map[string]bool) error {
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			return err
+			return pathError(opMkdir, dir, err)
 		}
 		return nil // created meanwhile by someone else
 	}
@@ -432,14 +533,14 @@ func syncDir(dir string) error {
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		return ioError("open directory to fsync it", dir, err)
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
+		return ioError("fsync directory", dir, err)
 	}
 	return nil
 }
@@ -452,7 +553,7 @@ func (s *Sink) Close(context.Context) error {
 	var errs []error
 	for path, h := range s.files {
 		if err := h.close(); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", path, err))
+			errs = append(errs, err)
 		}
 		delete(s.files, path)
 	}

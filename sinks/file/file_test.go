@@ -300,8 +300,10 @@ func TestWriteAfterTornLine(t *testing.T) {
 	equalFiles(t, files(t, dir), map[string]string{"x.jsonl": `{"id":"1"}` + "\n" + `{"id":"2","se` + "\n" + lines(e...) + lines(e...)})
 }
 
-// TestWriteError: a failure to create the file is an error, not a
-// rejection, and the batch goes through once the cause is fixed.
+// TestWriteError: a base directory that is a regular file is a fault of
+// the configuration, which every event meets: a failure to create the file
+// is an error, not a rejection, and the batch goes through once the cause
+// is fixed. (TestWriteRetried and TestWriteRefused hold more cases.)
 func TestWriteError(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "out"), nil, 0o644); err != nil {
