@@ -17,7 +17,24 @@ type Checkpoint struct {
 	Pending    int64     // events received by the active instance and not yet accepted
 	Instance   string    // host and pid of the instance that wrote the row
 	UpdatedAt  time.Time // when the row was written (set by the store)
+	// State is the sink's state when the row was written (SinkOK,
+	// SinkFailing, ...), since when, and the error behind it: what cdc
+	// status shows of a sink a running instance holds.
+	State SinkState
+	Since time.Time
+	Error string
 }
+
+// SinkState says how a sink is doing.
+type SinkState string
+
+// Sink states.
+const (
+	SinkOK       SinkState = "ok"       // writing, or idle
+	SinkFailing  SinkState = "failing"  // its writes (or its target, at start) fail; retried with backoff
+	SinkDetached SinkState = "detached" // failing or stalled, left behind; it catches up when it recovers
+	SinkStopped  SinkState = "stopped"  // stopped just before an event its target rejected (on_error: stop)
+)
 
 // ErrCheckpointBackwards is returned when saving a checkpoint older than the
 // stored one: checkpoints only move forward, so an instance that lost the

@@ -26,4 +26,11 @@ type Consumer interface {
 	// Drain is called once on shutdown while the slot is still held: flush
 	// everything received and write checkpoints.
 	Drain(ctx context.Context) error
+	// Abandon is called when the stream lost its connection, or gave it up
+	// to read the slot again, and so the slot: another instance may take it
+	// over and deliver what this one received. The consumer must write
+	// nothing more of it (it drops what it holds and cancels writes in
+	// flight); the next Open starts again from the checkpoints. It must not
+	// block.
+	Abandon()
 }

@@ -1,28 +1,31 @@
 // Package admin is cdc's admin HTTP listener: /metrics (Prometheus),
-// /healthz (the process is alive) and /readyz (every pipeline streams or
-// stands by healthily).
+// /healthz (the process is alive: point a liveness probe here) and /readyz
+// (every pipeline streams, or stands by for another instance, and no sink is
+// stopped or failing past its grace: point a readiness probe and alerts
+// here, not a liveness probe, since restarting does not fix a rejected
+// event or a target that is down).
 package admin
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/martencdc/cdc/replication"
 )
 
 // Pipeline is what the listener asks of a running pipeline
-// (assemble.Pipeline).
+// (assemble.Pipeline): whether it is healthy, and why in one line.
 type Pipeline interface {
 	Name() string
-	State() replication.State
+	Ready(now time.Time) (ok bool, why string)
 }
 
 // ErrListen matches the error of Serve when it cannot listen on the
@@ -59,17 +62,18 @@ func Handler(reg *prometheus.Registry, pipelines []Pipeline) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		now := time.Now()
+		var b strings.Builder
+		code := http.StatusOK
 		for _, p := range pipelines {
-			st := p.State()
-			if st != replication.StateStreaming && st != replication.StateStandby {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "pipeline %s: %s\n", p.Name(), st)
-				return
+			ok, why := p.Ready(now)
+			if !ok {
+				code = http.StatusServiceUnavailable
 			}
+			fmt.Fprintf(&b, "pipeline %s: %s\n", p.Name(), why)
 		}
-		for _, p := range pipelines {
-			fmt.Fprintf(w, "pipeline %s: %s\n", p.Name(), p.State())
-		}
+		w.WriteHeader(code)
+		io.WriteString(w, b.String())
 	})
 	return mux
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,11 +117,12 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		return nil, wrap(err)
 	}
 	pcfg := pipeline.Config{
-		Name:        pc.Name,
-		Decoder:     decoder.Config{Schema: pc.Source.Schema},
-		Checkpoints: store,
-		Instance:    a.opts.Instance,
-		Logger:      plog,
+		Name:            pc.Name,
+		Decoder:         decoder.Config{Schema: pc.Source.Schema},
+		Checkpoints:     store,
+		Instance:        a.opts.Instance,
+		ShutdownTimeout: pc.ShutdownTimeout,
+		Logger:          plog,
 	}
 	defer func() {
 		if err != nil {
@@ -202,6 +204,54 @@ func (p *Pipeline) State() replication.State { return p.stream.State() }
 
 // Status returns a snapshot of every sink's progress.
 func (p *Pipeline) Status() []pipeline.SinkStatus { return p.pipeline.Status() }
+
+// Ready says whether the pipeline is healthy, with one line saying why for
+// /readyz: it streams (or stands by for another instance) and none of its
+// sinks is stopped, or failing or left behind for longer than
+// failure_grace; a stream reconnecting for longer than source.timeout, or
+// that has never held the slot yet, is not ready.
+func (p *Pipeline) Ready(now time.Time) (bool, string) {
+	h := p.stream.Health()
+	switch h.State {
+	case replication.StateStandby:
+		return true, "standby (another instance holds the slot)"
+	case replication.StateStopped:
+		return false, "stopped"
+	case replication.StateStarting:
+		if !h.Streamed {
+			return false, "starting"
+		}
+		if d := now.Sub(h.Since); d > p.timeout() {
+			return false, fmt.Sprintf("replication stream reconnecting for %s: %s", d.Round(time.Second), h.Err)
+		}
+		return true, "reconnecting: " + h.Err
+	}
+	grace := p.cfg.FailureGrace
+	if grace <= 0 {
+		grace = config.DefaultFailureGrace
+	}
+	var problems []string
+	for _, s := range p.Status() {
+		switch {
+		case s.State == cdc.SinkStopped:
+			problems = append(problems, fmt.Sprintf("sink %s stopped: %s", s.Name, s.Error))
+		case s.State != cdc.SinkOK && now.Sub(s.Since) > grace:
+			problems = append(problems, fmt.Sprintf("sink %s %s for %s: %s", s.Name, s.State, now.Sub(s.Since).Round(time.Second), s.Error))
+		}
+	}
+	if len(problems) > 0 {
+		return false, strings.Join(problems, "; ")
+	}
+	return true, "streaming"
+}
+
+// timeout is the replication connection's timeout.
+func (p *Pipeline) timeout() time.Duration {
+	if p.cfg.Source.Timeout > 0 {
+		return p.cfg.Source.Timeout
+	}
+	return config.DefaultTimeout
+}
 
 // Slot reads the state of the pipeline's replication slot.
 func (p *Pipeline) Slot(ctx context.Context) (replication.SlotState, error) {

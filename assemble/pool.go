@@ -87,6 +87,8 @@ func ReplicationConfig(pc *config.Pipeline, log *slog.Logger) replication.Config
 		Filter:          pc.Source.Filter,
 		StatusInterval:  pc.StatusInterval,
 		StandbyRetry:    pc.StandbyRetry,
+		Timeout:         pc.Source.Timeout,
+		ShutdownTimeout: pc.ShutdownTimeout,
 		ApplicationName: truncate(fmt.Sprintf("cdc %s %s:%d", pc.Name, host, os.Getpid()), 63),
 		Logger:          log,
 	}

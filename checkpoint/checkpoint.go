@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
@@ -58,12 +59,26 @@ func (s *Store) Init(ctx context.Context) error {
     pending      bigint      NOT NULL DEFAULT 0,
     instance     text        NOT NULL DEFAULT '',
     updated_at   timestamptz NOT NULL DEFAULT now(),
+    state        text        NOT NULL DEFAULT 'ok',  -- ok, failing, detached, stopped
+    state_since  timestamptz NULL,
+    error        text        NOT NULL DEFAULT '',    -- why it fails, or why it stopped
     PRIMARY KEY (pipeline, sink)
 )`)
 	if err != nil {
 		return fmt.Errorf("checkpoint table: %w", err)
 	}
+	if err := pgtable.EnsureColumns(ctx, s.pool, s.name, stateColumns); err != nil {
+		return fmt.Errorf("checkpoint table: %w", err)
+	}
 	return nil
+}
+
+// stateColumns are the columns added after the first release: the sink's
+// state, as the instance holding the slot sees it.
+var stateColumns = []pgtable.Column{
+	{Name: "state", Def: "text NOT NULL DEFAULT 'ok'"},
+	{Name: "state_since", Def: "timestamptz NULL"},
+	{Name: "error", Def: "text NOT NULL DEFAULT ''"},
 }
 
 // exists reports whether the checkpoint table exists.
@@ -79,8 +94,16 @@ func (s *Store) Load(ctx context.Context, pipeline string) (map[string]cdc.Check
 	} else if !ok {
 		return map[string]cdc.Checkpoint{}, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT sink, lsn::text, tx_index, flush_lsn::text, commit_time, events, pending, instance, updated_at
+	rows, err := s.pool.Query(ctx, `SELECT sink, lsn::text, tx_index, flush_lsn::text, commit_time, events, pending, instance, updated_at,
+    state, state_since, error
 FROM `+s.table+` WHERE pipeline = $1`, pipeline)
+	if pgErrCode(err) == "42703" {
+		// A table of an older cdc, not yet given the state columns
+		// (cdc status does not alter tables).
+		rows, err = s.pool.Query(ctx, `SELECT sink, lsn::text, tx_index, flush_lsn::text, commit_time, events, pending, instance, updated_at,
+    'ok', NULL::timestamptz, ''
+FROM `+s.table+` WHERE pipeline = $1`, pipeline)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
 	}
@@ -90,10 +113,12 @@ FROM `+s.table+` WHERE pipeline = $1`, pipeline)
 		var (
 			sink, lsn, flush string
 			idx              int64
-			commit           *time.Time
+			commit, since    *time.Time
+			state            string
 			cp               cdc.Checkpoint
 		)
-		if err := rows.Scan(&sink, &lsn, &idx, &flush, &commit, &cp.Events, &cp.Pending, &cp.Instance, &cp.UpdatedAt); err != nil {
+		if err := rows.Scan(&sink, &lsn, &idx, &flush, &commit, &cp.Events, &cp.Pending, &cp.Instance, &cp.UpdatedAt,
+			&state, &since, &cp.Error); err != nil {
 			return nil, fmt.Errorf("load checkpoints of pipeline %s: %w", pipeline, err)
 		}
 		if cp.Position.LSN, err = cdc.ParseLSN(lsn); err != nil {
@@ -106,6 +131,10 @@ FROM `+s.table+` WHERE pipeline = $1`, pipeline)
 		if commit != nil {
 			cp.CommitTime = *commit
 		}
+		if since != nil {
+			cp.Since = *since
+		}
+		cp.State = cdc.SinkState(state)
 		out[sink] = cp
 	}
 	if err := rows.Err(); err != nil {
@@ -118,25 +147,33 @@ FROM `+s.table+` WHERE pipeline = $1`, pipeline)
 // updates the progress figures; saving an older position than the stored one
 // fails with cdc.ErrCheckpointBackwards and changes nothing.
 func (s *Store) Save(ctx context.Context, pipeline, sink string, cp cdc.Checkpoint) error {
-	var commit *time.Time
+	var commit, since *time.Time
 	if !cp.CommitTime.IsZero() {
 		commit = &cp.CommitTime
+	}
+	if !cp.Since.IsZero() {
+		since = &cp.Since
+	}
+	state := cp.State
+	if state == "" {
+		state = cdc.SinkOK
 	}
 	var stored string
 	var storedIdx int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO `+s.table+` AS c
-    (pipeline, sink, lsn, tx_index, flush_lsn, commit_time, events, pending, instance, updated_at)
-VALUES ($1, $2, $3::text::pg_lsn, $4, $5::text::pg_lsn, $6, $7, $8, $9, now())
+    (pipeline, sink, lsn, tx_index, flush_lsn, commit_time, events, pending, instance, updated_at, state, state_since, error)
+VALUES ($1, $2, $3::text::pg_lsn, $4, $5::text::pg_lsn, $6, $7, $8, $9, now(), $10, $11, $12)
 ON CONFLICT (pipeline, sink) DO UPDATE SET
     lsn = excluded.lsn, tx_index = excluded.tx_index,
     flush_lsn = greatest(c.flush_lsn, excluded.flush_lsn),
     commit_time = coalesce(excluded.commit_time, c.commit_time),
     events = greatest(c.events, excluded.events), pending = excluded.pending,
-    instance = excluded.instance, updated_at = now()
+    instance = excluded.instance, updated_at = now(),
+    state = excluded.state, state_since = excluded.state_since, error = excluded.error
 WHERE (c.lsn, c.tx_index) <= (excluded.lsn, excluded.tx_index)
 RETURNING lsn::text, tx_index`,
 		pipeline, sink, cp.Position.LSN.String(), int64(cp.Position.Index), cp.Flush.String(),
-		commit, cp.Events, cp.Pending, cp.Instance).Scan(&stored, &storedIdx)
+		commit, cp.Events, cp.Pending, cp.Instance, string(state), since, cp.Error).Scan(&stored, &storedIdx)
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, lerr := s.Load(ctx, pipeline)
 		if lerr != nil {
@@ -163,4 +200,13 @@ func (s *Store) Delete(ctx context.Context, pipeline string) (int64, error) {
 		return 0, fmt.Errorf("delete checkpoints of pipeline %s: %w", pipeline, err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// pgErrCode returns the SQLSTATE of err, or "".
+func pgErrCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }

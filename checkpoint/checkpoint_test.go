@@ -141,3 +141,47 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Fatalf("stored %s, want LSN 0/190", got["s"].Position)
 	}
 }
+
+// TestOlderTable: a checkpoint table made by an older cdc, without the
+// state columns, is read as it is (cdc status alters nothing) and gains the
+// columns at Init, keeping its rows; the state round-trips.
+func TestOlderTable(t *testing.T) {
+	dsn := pgtest.NewDatabase(t, pg)
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = pool.Exec(t.Context(), `CREATE TABLE cdc_checkpoints (
+    pipeline text NOT NULL, sink text NOT NULL, lsn pg_lsn NOT NULL, tx_index bigint NOT NULL, flush_lsn pg_lsn NOT NULL,
+    commit_time timestamptz NULL, events bigint NOT NULL DEFAULT 0, pending bigint NOT NULL DEFAULT 0,
+    instance text NOT NULL DEFAULT '', updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, sink));
+INSERT INTO cdc_checkpoints (pipeline, sink, lsn, tx_index, flush_lsn, events) VALUES ('p', 'bus', '0/16B3748', 2, '0/16B3700', 7)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := checkpoint.New(pool, "public")
+	cps, err := s.Load(t.Context(), "p")
+	if err != nil {
+		t.Fatalf("load from an older table: %v", err)
+	}
+	if cp := cps["bus"]; cp.Events != 7 || cp.State != cdc.SinkOK || cp.Position != (cdc.Position{LSN: 0x16B3748, Index: 2}) {
+		t.Fatalf("older row read as %+v", cp)
+	}
+	if err := s.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	failing := cdc.Checkpoint{Position: cdc.Position{LSN: 0x16B3748, Index: 2}, Flush: 0x16B3700, Events: 7,
+		State: cdc.SinkFailing, Since: since, Error: "broker down"}
+	if err := s.Save(t.Context(), "p", "bus", failing); err != nil {
+		t.Fatal(err)
+	}
+	cps, err = s.Load(t.Context(), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := cps["bus"]; cp.State != cdc.SinkFailing || !cp.Since.Equal(since) || cp.Error != "broker down" || cp.Events != 7 {
+		t.Fatalf("state read back as %+v", cp)
+	}
+}

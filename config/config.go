@@ -13,6 +13,9 @@ const (
 	DefaultStart          = StartNow        // Source.Start
 	DefaultStandbyRetry   = 1 * time.Second // Pipeline.StandbyRetry
 	DefaultStatusInterval = 1 * time.Second // Pipeline.StatusInterval
+	DefaultTimeout        = 30 * time.Second // Source.Timeout
+	DefaultShutdown       = 20 * time.Second // Pipeline.ShutdownTimeout
+	DefaultFailureGrace   = 1 * time.Minute  // Pipeline.FailureGrace
 	DefaultOnError        = OnErrorStop     // Sink.OnError
 )
 
@@ -53,6 +56,14 @@ type Pipeline struct {
 	// StatusInterval is how often standby status updates (the confirmed
 	// flush position) are sent to PostgreSQL. Default 1s.
 	StatusInterval time.Duration
+	// ShutdownTimeout bounds a clean stop (SIGTERM): within it every sink
+	// writes what it holds and saves its checkpoint; a sink that cannot is
+	// abandoned and resumes from its checkpoint at the next start.
+	// Default 20s.
+	ShutdownTimeout time.Duration
+	// FailureGrace is how long a sink may fail, or the stream reconnect,
+	// before /readyz reports the pipeline unready. Default 1m.
+	FailureGrace time.Duration
 }
 
 // Sink returns the pipeline's sink called name, for --sink flags.
@@ -85,6 +96,11 @@ type Source struct {
 	Filter string
 	// Start says where a new slot starts. Default StartNow.
 	Start Start
+	// Timeout is how long the replication connection may carry nothing
+	// from the server before cdc drops it and reconnects; PostgreSQL is
+	// told to end a silent cdc connection after the same time
+	// (wal_sender_timeout). Default 30s.
+	Timeout time.Duration
 }
 
 // Start says where a pipeline whose slot does not exist yet starts reading.

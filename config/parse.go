@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -204,8 +205,9 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 	if m == nil {
 		return nil, lines
 	}
-	m.only("name", "source", "checkpoints", "sinks", "standby_retry", "status_interval")
-	p := &Pipeline{StandbyRetry: DefaultStandbyRetry, StatusInterval: DefaultStatusInterval}
+	m.only("name", "source", "checkpoints", "sinks", "standby_retry", "status_interval", "shutdown_timeout", "failure_grace")
+	p := &Pipeline{StandbyRetry: DefaultStandbyRetry, StatusInterval: DefaultStatusInterval,
+		ShutdownTimeout: DefaultShutdown, FailureGrace: DefaultFailureGrace}
 	p.Name, _ = m.str("name", true, checkPipelineName)
 	lines.name = m.valueLine("name")
 	if v, ok := m.duration("standby_retry"); ok {
@@ -213,6 +215,12 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 	}
 	if v, ok := m.duration("status_interval"); ok {
 		p.StatusInterval = v
+	}
+	if v, ok := m.duration("shutdown_timeout"); ok {
+		p.ShutdownTimeout = v
+	}
+	if v, ok := m.duration("failure_grace"); ok {
+		p.FailureGrace = v
 	}
 
 	src := m.child("source")
@@ -274,8 +282,8 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 // source decodes a pipeline's source; pipeline is the pipeline's name, for
 // the defaults ("" if invalid).
 func (d *decoder) source(m *mapping, pipeline string) Source {
-	m.only("dsn", "schema", "slot", "publication", "filter", "start")
-	s := Source{Schema: DefaultSchema, Start: DefaultStart}
+	m.only("dsn", "schema", "slot", "publication", "filter", "start", "timeout")
+	s := Source{Schema: DefaultSchema, Start: DefaultStart, Timeout: DefaultTimeout}
 	s.DSN, _ = m.str("dsn", true, nil)
 	if v, ok := m.str("schema", false, checkIdentifier); ok {
 		s.Schema = v
@@ -293,6 +301,13 @@ func (d *decoder) source(m *mapping, pipeline string) Source {
 	s.Filter, _ = m.str("filter", false, nil)
 	if v, ok := oneOf(m, "start", StartNow, StartBeginning); ok {
 		s.Start = v
+	}
+	if v, ok := m.duration("timeout"); ok {
+		if v < time.Second {
+			m.d.addf(m.valueLine("timeout"), join(m.path, "timeout"), "want at least 1s, got %s", v)
+		} else {
+			s.Timeout = v
+		}
 	}
 	return s
 }

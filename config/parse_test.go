@@ -58,10 +58,13 @@ func TestParseSpecExample(t *testing.T) {
 			Publication: "cdc_helpdesk",
 			Filter:      "tenant_id in ('acme','globex')",
 			Start:       StartNow,
+			Timeout:     30 * time.Second,
 		},
-		Checkpoints:    Checkpoints{DSN: "postgres://cdc:s3cr:t@#@db:5432/checkpoints", Schema: "helpdesk"},
-		StandbyRetry:   2 * time.Second,
-		StatusInterval: 500 * time.Millisecond,
+		Checkpoints:     Checkpoints{DSN: "postgres://cdc:s3cr:t@#@db:5432/checkpoints", Schema: "helpdesk"},
+		StandbyRetry:    2 * time.Second,
+		StatusInterval:  500 * time.Millisecond,
+		ShutdownTimeout: 20 * time.Second,
+		FailureGrace:    time.Minute,
 		Sinks: []Sink{
 			{
 				Name:    "bus",
@@ -121,10 +124,13 @@ func TestParseDefaults(t *testing.T) {
 			Slot:        "cdc_orders",
 			Publication: "cdc_orders",
 			Start:       StartNow,
+			Timeout:     30 * time.Second,
 		},
-		Checkpoints:    Checkpoints{DSN: "host=db user=cdc", Schema: "public"},
-		StandbyRetry:   time.Second,
-		StatusInterval: time.Second,
+		Checkpoints:     Checkpoints{DSN: "host=db user=cdc", Schema: "public"},
+		StandbyRetry:    time.Second,
+		StatusInterval:  time.Second,
+		ShutdownTimeout: 20 * time.Second,
+		FailureGrace:    time.Minute,
 		Sinks: []Sink{
 			{Name: "out", Kind: "stdout", OnError: OnErrorStop, Options: &StdoutOptions{},
 				Batch: cdc.BatchPolicy{MaxEvents: 5000, MaxBytes: 4 << 20, MaxWait: 10 * time.Millisecond}},
@@ -280,7 +286,7 @@ pipeline: []
     sinks: [{name: out, kind: stdout}]
     standby: 1s
 `,
-			want: []string{"cdc.yaml:5: pipelines[0].standby: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval)"},
+			want: []string{"cdc.yaml:5: pipelines[0].standby: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace)"},
 		},
 		{
 			name: "unknown source key",
@@ -291,7 +297,7 @@ pipeline: []
       shema: helpdesk
     sinks: [{name: out, kind: stdout}]
 `,
-			want: []string{"cdc.yaml:5: pipelines[0].source.shema: unknown key (known: dsn, schema, slot, publication, filter, start)"},
+			want: []string{"cdc.yaml:5: pipelines[0].source.shema: unknown key (known: dsn, schema, slot, publication, filter, start, timeout)"},
 		},
 		{
 			name: "unknown checkpoints key",
@@ -667,7 +673,7 @@ pipeline: []
 				`cdc.yaml:3: pipelines[0].source.slot: invalid slot name "BAD": want 1 to 63 lower-case letters, digits or _`,
 				`cdc.yaml:7: pipelines[0].sinks[0].batch.max_events: must be greater than 0, got -1`,
 				`cdc.yaml:8: pipelines[1].name: duplicate pipeline name "a" (first at pipelines[0], line 2)`,
-				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval)`,
+				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace)`,
 				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic, postgres)`,
 			},
 		},

@@ -23,8 +23,14 @@ func (r *runner) take(ctx context.Context, c []item) error {
 			r.raiseFloor(it)
 			continue
 		}
-		if r.stopped.Load() || it.pos.Compare(r.consumed) <= 0 {
-			continue // stopped, or already taken before a restart
+		if it.pos.Compare(r.consumed) <= 0 {
+			continue // already taken before a restart
+		}
+		if r.stopped.Load() {
+			if it.kind == itemEvent && r.filter.match(it.event) {
+				r.missed.Add(1) // pending behind the rejected event
+			}
+			continue
 		}
 		if it.kind == itemEvent && it.event.BData != nil && r.filter.match(it.event) {
 			if err := r.refuse(ctx, it.event, cdc.ErrBinaryBody); err != nil {
@@ -113,7 +119,11 @@ func (r *runner) write(ctx context.Context) error {
 			delay.Reset()
 			continue
 		}
-		r.failing.Store(true)
+		first := !r.failing.Swap(true)
+		r.health.fail(err)
+		if first {
+			r.persistState(ctx)
+		}
 		wait := delay.Next()
 		r.log.Warn("sink write failed; retrying", "events", len(events), "err", err, "retry_in", wait)
 		if !retry.Sleep(ctx, wait) {
@@ -121,6 +131,7 @@ func (r *runner) write(ctx context.Context) error {
 		}
 	}
 	if r.failing.Swap(false) {
+		r.health.recover()
 		r.log.Info("sink write succeeded again")
 	}
 	r.delivered.Add(int64(len(events)))
@@ -154,6 +165,7 @@ func (r *runner) refuse(ctx context.Context, bad *cdc.Event, cause error) error 
 
 func (r *runner) stop(bad *cdc.Event, cause error) {
 	r.stopped.Store(true)
+	r.health.stop(fmt.Sprintf("event %s (%s, stream %s) at %s rejected: %v", bad.ID, bad.Type, bad.StreamID, bad.Position(), cause))
 	r.log.Error("sink stopped: an event was rejected permanently (on_error: stop); fix the cause and restart, or set on_error: dead_letter",
 		"position", bad.Position().String(), "event_id", bad.ID, "stream_id", bad.StreamID, "type", bad.Type, "err", cause)
 }
@@ -168,6 +180,7 @@ func (r *runner) deadLetter(ctx context.Context, e *cdc.Event, cause error) erro
 			return nil
 		}
 		r.failing.Store(true)
+		r.health.fail(err)
 		wait := delay.Next()
 		r.log.Warn("could not write a dead letter; retrying", "event_id", e.ID, "err", err, "retry_in", wait)
 		if !retry.Sleep(ctx, wait) {
@@ -182,7 +195,7 @@ func (r *runner) finish(ctx context.Context) error {
 		return nil
 	}
 	if err := r.flush(ctx); err != nil {
-		return fmt.Errorf("sink %s: final write: %w", r.name, err)
+		return fmt.Errorf("final write: %w", err)
 	}
 	return nil
 }

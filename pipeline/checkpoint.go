@@ -74,14 +74,7 @@ func (r *runner) saveStopped(ctx context.Context, bad *cdc.Event) error {
 // saveAt saves the checkpoint (pos, flush), retrying until the store takes
 // it or ctx ends, and only then advances the flush LSN.
 func (r *runner) saveAt(ctx context.Context, pos cdc.Position, flush cdc.LSN, commitTime time.Time) error {
-	cp := cdc.Checkpoint{
-		Position:   pos,
-		Flush:      flush,
-		CommitTime: commitTime,
-		Events:     r.events,
-		Pending:    r.queued.Load() + r.batched.Load() + r.missed.Load(),
-		Instance:   r.instance,
-	}
+	cp := r.checkpoint(pos, flush, commitTime)
 	delay := retry.Backoff{Min: r.retryMin, Max: r.retryMax}
 	for {
 		err := r.checkpoints.Save(ctx, r.pipeline, r.name, cp)
@@ -98,17 +91,38 @@ func (r *runner) saveAt(ctx context.Context, pos cdc.Position, flush cdc.LSN, co
 			return ctx.Err()
 		}
 		r.failing.Store(true)
+		r.health.fail(err)
 		wait := delay.Next()
 		r.log.Warn("could not save checkpoint; retrying", "err", err, "retry_in", wait)
 		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
-	r.failing.Store(false)
+	if r.failing.Swap(false) {
+		r.health.recover()
+	}
+	r.persisted = persisted{state: cp.State, since: cp.Since, err: cp.Error, pending: cp.Pending}
 	r.saved = pos
 	if !commitTime.IsZero() {
 		r.savedTime.Store(commitTime.UnixNano())
 	}
 	r.advanceFlush(flush)
 	return nil
+}
+
+// checkpoint is the row saved for position pos: the checkpoint, the
+// progress figures and the sink's state.
+func (r *runner) checkpoint(pos cdc.Position, flush cdc.LSN, commitTime time.Time) cdc.Checkpoint {
+	state, since, msg := r.state()
+	return cdc.Checkpoint{
+		Position:   pos,
+		Flush:      flush,
+		CommitTime: commitTime,
+		Events:     r.events,
+		Pending:    r.pending(),
+		Instance:   r.instance,
+		State:      state,
+		Since:      since,
+		Error:      msg,
+	}
 }

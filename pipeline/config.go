@@ -79,6 +79,11 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// QueueChunks is how many chunks may wait for each sink; default 64.
 	QueueChunks int
+	// ShutdownTimeout bounds a clean stop, from the end of Run's context to
+	// Run's return: the sinks' writes are cancelled when it is over, and a
+	// sink that has not flushed by then resumes from its checkpoint at the
+	// next start. Default 20s.
+	ShutdownTimeout time.Duration
 	// Logger receives the pipeline's logs, which carry component=pipeline;
 	// it should carry the pipeline's name. nil discards logs.
 	Logger *slog.Logger
@@ -100,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueChunks <= 0 {
 		c.QueueChunks = 64
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

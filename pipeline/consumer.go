@@ -25,11 +25,19 @@ func (p *Pipeline) Open(ctx context.Context) error {
 	}
 	for _, r := range p.runners {
 		cp, ok := cps[r.name]
-		cp, ok, err := r.ownCheckpoint(ctx, cp, ok)
+		own, ownOK, err := r.ownCheckpoint(ctx, cp, ok)
 		if err != nil {
-			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The sink's target is down: it waits on its own, the
+			// others start at once.
+			if err := r.attachUnresumed(ctx, cp, ok, !p.opened, err); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := r.attach(ctx, cp, ok, !p.opened); err != nil {
+		if err := r.attach(ctx, own, ownOK, !p.opened); err != nil {
 			return err
 		}
 	}
@@ -95,6 +103,17 @@ func (p *Pipeline) Confirmable() cdc.LSN {
 	return lowest
 }
 
+// Abandon implements cdc.Consumer: every sink drops what it holds of the
+// connection and cancels its writes in flight; the next Open starts again
+// from the checkpoints.
+func (p *Pipeline) Abandon() {
+	p.chunk = nil
+	p.inTx = false
+	for _, r := range p.runners {
+		r.abandon()
+	}
+}
+
 // Restart implements cdc.Consumer.
 func (p *Pipeline) Restart() <-chan struct{} { return p.restart }
 
@@ -113,8 +132,15 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	var errs []error
 	for _, r := range p.runners {
 		if err := r.wait(ctx); err != nil {
-			errs = append(errs, err)
+			p.log.Error("sink could not flush before the shutdown timeout; it resumes from its checkpoint at the next start",
+				"sink", r.name, "lsn", r.flushLSN().String(), "err", err)
+			errs = append(errs, fmt.Errorf("sink %s: %w: %w", r.name, ErrNotFlushed, err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNotFlushed matches the error of a clean stop in which a sink could not
+// write what it had received: nothing is lost (the sink resumes from its
+// checkpoint at the next start), but the stop was not clean.
+var ErrNotFlushed = errors.New("did not flush")

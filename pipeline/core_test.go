@@ -80,6 +80,12 @@ func decodeCapture(t *testing.T, msgs [][]byte) (events []*cdc.Event, lastEnd cd
 type replay struct {
 	msgs        [][]byte
 	confirmable cdc.LSN // what the consumer said could be confirmed, after Drain
+	// untilStopped makes Run wait for its context to end before draining,
+	// as the stream does; delivered is closed when every message was
+	// handed over.
+	untilStopped bool
+	delivered    chan struct{}
+	drainTimeout time.Duration // default a minute
 }
 
 func (r *replay) Run(ctx context.Context, c cdc.Consumer) error {
@@ -91,7 +97,15 @@ func (r *replay) Run(ctx context.Context, c cdc.Consumer) error {
 			return err
 		}
 	}
-	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	if r.untilStopped {
+		close(r.delivered)
+		<-ctx.Done()
+	}
+	d := r.drainTimeout
+	if d == 0 {
+		d = time.Minute
+	}
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 	defer cancel()
 	err := c.Drain(drainCtx)
 	r.confirmable = c.Confirmable()
@@ -280,4 +294,249 @@ func justBefore(e *cdc.Event) cdc.Position {
 		return cdc.Position{LSN: e.LSN - 1, Index: cdc.EndOfTx}
 	}
 	return cdc.Position{LSN: e.LSN, Index: e.Index - 1}
+}
+
+// TestShutdownBounded: a clean stop with one sink failing for good, or
+// stuck in a write that ignores its context, ends within the shutdown
+// timeout (plus the moment given to close the sinks); the healthy sink
+// flushes and saves its checkpoint; the error names the sink that could not
+// flush.
+func TestShutdownBounded(t *testing.T) {
+	msgs := readCapture(t, capture)
+	all, _ := decodeCapture(t, msgs)
+	last := cdc.Position{LSN: all[len(all)-1].LSN, Index: cdc.EndOfTx}
+	for _, tc := range []struct {
+		name string
+		bad  cdc.Sink
+	}{
+		{"failing", &failFirst{Sink: &recorder{}, n: 1 << 30}},
+		{"stuck", stuck{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			good := &recorder{}
+			cps := &memCheckpoints{}
+			p, err := pipeline.New(pipeline.Config{
+				Name: "core", Checkpoints: cps, Logger: testLogger(t), ShutdownTimeout: 300 * time.Millisecond,
+				RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+				Sinks: []pipeline.SinkConfig{{Name: "good", Sink: good}, {Name: "bad", Sink: tc.bad}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := &replay{msgs: msgs, untilStopped: true, delivered: make(chan struct{}), drainTimeout: 300 * time.Millisecond}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx, src) }()
+			<-src.delivered
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return a minute after the stop")
+			}
+			if !errors.Is(err, pipeline.ErrNotFlushed) || !strings.Contains(err.Error(), "sink bad") {
+				t.Fatalf("Run: %v, want an error naming sink bad (ErrNotFlushed)", err)
+			}
+			if got := good.count(); got != len(all) {
+				t.Errorf("good sink has %d events, want %d", got, len(all))
+			}
+			if cp := cps.get("good"); cp.Position != last {
+				t.Errorf("good sink's checkpoint %s, want %s", cp.Position, last)
+			}
+			if cp := cps.get("bad"); cp.Position.Compare(last) >= 0 {
+				t.Errorf("bad sink's checkpoint %s: past what it wrote", cp.Position)
+			}
+		})
+	}
+}
+
+// stuck is a sink whose writes never return, whatever their context.
+type stuck struct{}
+
+func (stuck) Write(context.Context, cdc.Batch) error { select {} }
+func (stuck) Close(context.Context) error           { return nil }
+
+// TestAbandon: when the stream gives the slot up, a sink writes nothing
+// more of what it received on that connection: its write in flight is
+// cancelled and its queue dropped.
+func TestAbandon(t *testing.T) {
+	msgs := readCapture(t, capture)
+	g := &gate{blocked: make(chan struct{})}
+	cps := &memCheckpoints{}
+	p, err := pipeline.New(pipeline.Config{
+		Name: "core", Checkpoints: cps, Logger: testLogger(t),
+		RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		Sinks: []pipeline.SinkConfig{{Name: "s", Sink: g, Batch: cdc.BatchPolicy{MaxEvents: 2}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := sourceFunc(func(ctx context.Context, c cdc.Consumer) error {
+		if err := c.Open(ctx); err != nil {
+			return err
+		}
+		for _, b := range msgs {
+			if err := c.Message(ctx, b); err != nil {
+				return err
+			}
+		}
+		<-g.blocked
+		c.Abandon() // the connection is lost
+		if err := c.Open(ctx); err != nil {
+			return err
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return c.Drain(dctx)
+	})
+	if err := p.Run(t.Context(), src); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.count(); n != 0 {
+		t.Fatalf("%d events written after the connection was abandoned", n)
+	}
+	if !g.cancelled {
+		t.Error("the write in flight was not cancelled")
+	}
+	if cp := cps.get("s"); cp.Position != (cdc.Position{}) {
+		t.Errorf("checkpoint moved to %s", cp.Position)
+	}
+}
+
+// TestTargetDownAtOpen: a sink whose own checkpoint cannot be read at open
+// (its target is down) waits on its own while the other sink streams; once
+// its target answers it asks for the slot to be read again and catches up.
+func TestTargetDownAtOpen(t *testing.T) {
+	msgs := readCapture(t, capture)
+	all, lastEnd := decodeCapture(t, msgs)
+	// The capture may end inside a transaction: only what committed is
+	// dispatched before the stop.
+	for len(all) > 0 && all[len(all)-1].LSN > lastEnd {
+		all = all[:len(all)-1]
+	}
+	healthy, late := &recorder{}, &recorder{}
+	down := &flakyResumer{fails: 3}
+	p, err := pipeline.New(pipeline.Config{
+		Name: "core", Checkpoints: &memCheckpoints{}, Logger: testLogger(t),
+		RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		Sinks: []pipeline.SinkConfig{{Name: "healthy", Sink: healthy}, {Name: "late", Sink: late, Resume: down}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads int
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	src := sourceFunc(func(ctx context.Context, c cdc.Consumer) error {
+		for {
+			reads++
+			if err := c.Open(ctx); err != nil {
+				return err
+			}
+			for _, b := range msgs {
+				if err := c.Message(ctx, b); err != nil {
+					return err
+				}
+			}
+			select {
+			case <-c.Restart():
+				c.Abandon()
+			case <-ctx.Done():
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				return c.Drain(dctx)
+			}
+		}
+	})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, src) }()
+	deadline := time.Now().Add(time.Minute)
+	for healthy.count() < len(all) || late.count() < len(all) {
+		if time.Now().After(deadline) {
+			var got []string
+			for _, e := range healthy.snapshot() {
+				got = append(got, e.Position().String())
+			}
+			var want []string
+			for _, e := range all {
+				want = append(want, e.Position().String())
+			}
+			t.Fatalf("healthy has %d, late %d of %d events:\n got %v\nwant %v", healthy.count(), late.count(), len(all), got, want)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run ended: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkOrdered(t, "healthy", healthy.snapshot())
+	checkOrdered(t, "late", late.snapshot())
+	if reads < 2 {
+		t.Errorf("the slot was read %d times; the late sink should have asked for a second read", reads)
+	}
+	if got := ids(healthy.snapshot()); !slices.Equal(got, ids(all)) {
+		t.Errorf("healthy sink: %d events, want %d", len(got), len(all))
+	}
+}
+
+// sourceFunc is a pipeline.Source from a function.
+type sourceFunc func(ctx context.Context, c cdc.Consumer) error
+
+func (f sourceFunc) Run(ctx context.Context, c cdc.Consumer) error { return f(ctx, c) }
+
+// gate is a sink whose first write blocks until its context ends; later
+// writes are recorded.
+type gate struct {
+	mu        sync.Mutex
+	blocked   chan struct{}
+	writes    int
+	cancelled bool
+	events    []*cdc.Event
+}
+
+func (g *gate) Write(ctx context.Context, b cdc.Batch) error {
+	g.mu.Lock()
+	g.writes++
+	first := g.writes == 1
+	g.mu.Unlock()
+	if first {
+		close(g.blocked)
+		<-ctx.Done()
+		g.mu.Lock()
+		g.cancelled = true
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.events = append(g.events, b.Events...)
+	return nil
+}
+
+func (g *gate) Close(context.Context) error { return nil }
+
+func (g *gate) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.events)
+}
+
+// flakyResumer fails its first reads, then has no checkpoint.
+type flakyResumer struct {
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyResumer) Checkpoint(context.Context) (cdc.Position, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return cdc.Position{}, false, errors.New("target unreachable (test)")
+	}
+	return cdc.Position{}, false, nil
 }

@@ -91,10 +91,22 @@ func New(cfg Config) (*Pipeline, error) {
 // Run starts one goroutine per sink, runs the source with the pipeline as its
 // consumer until ctx ends or the source fails, then stops the sinks and closes
 // them. After a clean shutdown every sink has written what it received and
-// saved its checkpoint.
+// saved its checkpoint; Run then returns nil. Whatever the sinks do, Run
+// returns within ShutdownTimeout of the end of ctx (plus a moment to close
+// them): the writes of a sink that has not flushed by then are cancelled,
+// the sink is named in the error (ErrNotFlushed) and resumes from its
+// checkpoint at the next start.
 func (p *Pipeline) Run(ctx context.Context, src Source) error {
 	sinkCtx, cancelSinks := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSinks()
+	// The hard stop: ShutdownTimeout after ctx ends, the sinks' writes are
+	// cancelled.
+	var stopBy atomic.Int64
+	stopAfter := context.AfterFunc(ctx, func() {
+		stopBy.Store(time.Now().Add(p.cfg.ShutdownTimeout).UnixNano())
+		time.AfterFunc(p.cfg.ShutdownTimeout, cancelSinks)
+	})
+	defer stopAfter()
 	var wg sync.WaitGroup
 	for _, r := range p.runners {
 		wg.Add(1)
@@ -110,15 +122,65 @@ func (p *Pipeline) Run(ctx context.Context, src Source) error {
 		cancelSinks()
 		p.closeInputs()
 	}
-	wg.Wait()
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	for _, r := range p.runners {
-		if cerr := r.close(closeCtx); cerr != nil {
-			err = errors.Join(err, cerr)
+	// A sink's write that ignores its context (a blocked pipe) must not
+	// hold the process: wait for the runners until the hard stop and a
+	// moment more, then leave them behind.
+	grace := closeGrace
+	if at := stopBy.Load(); at != 0 {
+		grace += time.Until(time.Unix(0, at))
+	}
+	if !waitGroup(&wg, max(grace, closeGrace)) {
+		for _, r := range p.runners {
+			select {
+			case <-r.done:
+			default:
+				p.log.Error("sink's write does not return; left behind", "sink", r.name)
+			}
 		}
 	}
-	return err
+	return errors.Join(err, p.closeSinks(ctx))
+}
+
+// closeGrace bounds closing the sinks, and waiting for runners past the
+// hard stop.
+const closeGrace = 5 * time.Second
+
+// closeSinks closes every sink at once, giving up on those that do not
+// return within closeGrace.
+func (p *Pipeline) closeSinks(ctx context.Context) error {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeGrace)
+	defer cancel()
+	errs := make(chan error, len(p.runners))
+	for _, r := range p.runners {
+		go func() { errs <- r.close(closeCtx) }()
+	}
+	var all []error
+	for range p.runners {
+		select {
+		case err := <-errs:
+			all = append(all, err)
+		case <-closeCtx.Done():
+			return errors.Join(append(all, errors.New("some sinks did not close in time"))...)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// waitGroup waits for wg for at most d and reports whether it finished.
+func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // requestRestart asks the stream to re-read the slot from the confirmed

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/retry"
 )
 
 // runnerConfig is what a runner needs: its sink's configuration and the
@@ -29,23 +31,40 @@ type runnerConfig struct {
 	log         *slog.Logger
 }
 
+// chunk is a run of items handed to a runner, with the epoch (the stream's
+// connection) it came from.
+type chunk struct {
+	epoch uint64
+	items []item
+}
+
 // runner is one sink's goroutine: it batches, writes, retries and saves the
-// sink's checkpoint (batch.go, checkpoint.go).
+// sink's checkpoint (batch.go, checkpoint.go) and keeps its health
+// (health.go).
 //
-// The stream goroutine talks to it only through enqueue, attach, flushLSN,
-// closeInput and wait; anyone may call snapshot.
+// The stream goroutine talks to it only through enqueue, attach,
+// attachUnresumed, abandon, flushLSN, closeInput and wait; anyone may call
+// snapshot.
 type runner struct {
 	runnerConfig
 	name   string
 	policy cdc.BatchPolicy
 
-	in        chan []item
+	in        chan chunk
 	closeOnce sync.Once
 	done      chan struct{}
 	finalErr  error // set before done is closed
 
 	// Owned by the stream goroutine.
 	detached bool
+
+	// The epoch: abandon starts a new one and cancels the writes of the
+	// old; chunks of an older epoch are dropped.
+	mu          sync.Mutex
+	epoch       uint64
+	epochCtx    context.Context
+	cancelEpoch context.CancelFunc
+	ctxEpoch    uint64 // the epoch of epochCtx
 
 	// Shared.
 	detachedFlag atomic.Bool
@@ -55,8 +74,10 @@ type runner struct {
 	savedTime    atomic.Int64  // commit time of the last saved checkpoint, Unix nanoseconds
 	queued       atomic.Int64  // events dispatched and not yet taken
 	batched      atomic.Int64  // events in the pending batch
-	missed       atomic.Int64  // events not dispatched while detached
+	missed       atomic.Int64  // events not dispatched while detached, or skipped while stopped
 	delivered    atomic.Int64
+	resuming     atomic.Bool // the sink's own checkpoint could not be read: retried before it takes events
+	health       health
 
 	// Owned by the runner goroutine.
 	consumed      cdc.Position // last position taken
@@ -69,18 +90,27 @@ type runner struct {
 	timer         *time.Timer
 	timerOn       bool
 	resyncAsked   bool
+	seenEpoch     uint64      // the epoch of the state above
+	resumeTimer   *time.Timer // retries reading the sink's own checkpoint
+	resumeArmed   bool        // resumeTimer is set
+	resumeDelay   retry.Backoff
+	persisted     persisted // the state the checkpoint row holds
 }
 
 func newRunner(cfg runnerConfig) *runner {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	rt := time.NewTimer(time.Hour)
+	rt.Stop()
 	return &runner{
 		runnerConfig: cfg,
 		name:         cfg.Name,
 		policy:       cfg.Batch.WithDefaults(),
-		in:           make(chan []item, cfg.queue),
+		in:           make(chan chunk, cfg.queue),
 		done:         make(chan struct{}),
 		timer:        t,
+		resumeTimer:  rt,
+		resumeDelay:  retry.Backoff{Min: cfg.retryMin, Max: cfg.retryMax},
 	}
 }
 
@@ -119,6 +149,8 @@ func (r *runner) attach(ctx context.Context, cp cdc.Checkpoint, ok, first bool) 
 	}
 	r.detached = false
 	r.detachedFlag.Store(false)
+	r.health.attach()
+	r.resuming.Store(false)
 	r.missed.Store(0)
 	if ok || first {
 		return r.enqueue(ctx, []item{floorItem(cp)})
@@ -126,16 +158,71 @@ func (r *runner) attach(ctx context.Context, cp cdc.Checkpoint, ok, first bool) 
 	return nil
 }
 
+// attachUnresumed attaches a sink whose own checkpoint could not be read
+// (its target is down): it starts from cp, the checkpoint table's, detached
+// and failing, and retries reading its own checkpoint on its own; once it
+// can, it asks for the slot to be read again and catches up. The other
+// sinks go on meanwhile.
+func (r *runner) attachUnresumed(ctx context.Context, cp cdc.Checkpoint, ok, first bool, cause error) error {
+	r.log.Warn("sink's target is unreachable: it is retried on its own and catches up from its checkpoint; the other sinks go on", "err", cause)
+	r.health.fail(cause)
+	r.resuming.Store(true)
+	if err := r.attach(ctx, cp, ok, first); err != nil {
+		return err
+	}
+	r.resuming.Store(true)
+	r.failing.Store(true)
+	r.detached = true
+	r.detachedFlag.Store(true)
+	r.health.detach()
+	return nil
+}
+
+// abandon drops what the runner holds of the current connection and
+// cancels its writes in flight: the stream lost the slot. Called by the
+// stream goroutine; it does not block.
+func (r *runner) abandon() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.epoch++
+	if r.cancelEpoch != nil {
+		r.cancelEpoch()
+	}
+}
+
+// currentEpoch returns the epoch chunks are tagged with now.
+func (r *runner) currentEpoch() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.epoch
+}
+
+// epochContext returns the context of the current epoch's writes (ended by
+// abandon or by parent) and the epoch.
+func (r *runner) epochContext(parent context.Context) (context.Context, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.epochCtx == nil || r.ctxEpoch != r.epoch {
+		if r.cancelEpoch != nil {
+			r.cancelEpoch()
+		}
+		r.epochCtx, r.cancelEpoch = context.WithCancel(parent)
+		r.ctxEpoch = r.epoch
+	}
+	return r.epochCtx, r.ctxEpoch
+}
+
 // enqueue hands a chunk to the sink. A detached sink only counts the events
 // it misses. The sink is detached when it is failing with a full queue, or
 // does not take the chunk within its stall timeout: the stream goes on
 // without it.
-func (r *runner) enqueue(ctx context.Context, c []item) error {
-	n := countEvents(c)
+func (r *runner) enqueue(ctx context.Context, items []item) error {
+	n := countEvents(items)
 	if r.detached {
 		r.missed.Add(n)
 		return nil
 	}
+	c := chunk{epoch: r.currentEpoch(), items: items}
 	r.queued.Add(n)
 	select {
 	case r.in <- c:
@@ -168,6 +255,7 @@ func (r *runner) enqueue(ctx context.Context, c []item) error {
 func (r *runner) detach() {
 	r.detached = true
 	r.detachedFlag.Store(true)
+	r.health.detach()
 	reason := "stalled"
 	if r.failing.Load() {
 		reason = "failing"
@@ -189,7 +277,7 @@ func (r *runner) wait(ctx context.Context) error {
 	case <-r.done:
 		return r.finalErr
 	case <-ctx.Done():
-		return fmt.Errorf("sink %s did not flush in time; it resumes from its checkpoint at the next start", r.name)
+		return errors.New("the shutdown timeout is over")
 	}
 }
 
@@ -203,51 +291,130 @@ func (r *runner) close(ctx context.Context) error {
 
 // snapshot returns the sink's progress. Safe for concurrent use.
 func (r *runner) snapshot() SinkStatus {
+	state, since, msg := r.state()
 	return SinkStatus{
 		Name:      r.name,
 		Flush:     r.flushLSN(),
 		Saved:     unixNano(r.savedTime.Load()),
 		Delivered: r.delivered.Load(),
-		Pending:   r.queued.Load() + r.batched.Load() + r.missed.Load(),
+		Pending:   r.pending(),
 		Failing:   r.failing.Load(),
 		Detached:  r.detachedFlag.Load(),
 		Stopped:   r.stopped.Load(),
+		State:     state,
+		Since:     since,
+		Error:     msg,
 	}
+}
+
+// pending is how many events the sink received, or missed, and has not
+// written.
+func (r *runner) pending() int64 {
+	return r.queued.Load() + r.batched.Load() + r.missed.Load()
 }
 
 // run is the runner's goroutine: it takes chunks, writes batches when they
 // are full or their wait is over, and saves positions that moved without a
-// write, until its input is closed or ctx ends.
+// write, until its input is closed or ctx ends. Its writes use the epoch's
+// context: when the stream abandons the connection they are cancelled, and
+// the runner drops what it holds and goes on with the next connection.
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
 	save := time.NewTicker(r.saveEvery)
 	defer save.Stop()
 	for {
+		ectx, epoch := r.epochContext(ctx)
+		if epoch != r.seenEpoch {
+			r.reset()
+			r.seenEpoch = epoch
+		}
+		var err error
 		select {
 		case c, ok := <-r.in:
 			if !ok {
-				r.finalErr = r.finish(ctx)
+				r.finalErr = r.finish(ectx)
 				return
 			}
-			if err := r.take(ctx, c); err != nil {
-				return // ctx ended
+			// The stream may have abandoned its connection while this
+			// goroutine waited: look again before taking the chunk.
+			if ectx, epoch = r.epochContext(ctx); epoch != r.seenEpoch {
+				r.reset()
+				r.seenEpoch = epoch
 			}
+			if c.epoch < epoch {
+				r.queued.Add(-countEvents(c.items)) // received on an abandoned connection
+				continue
+			}
+			err = r.take(ectx, c.items)
 		case <-r.timer.C:
 			r.timerOn = false
-			if err := r.flush(ctx); err != nil {
-				return
-			}
+			err = r.flush(ectx)
+		case <-r.resumeTimer.C:
+			r.resume(ectx)
 		case <-save.C:
-			if len(r.batch) == 0 && r.consumed != r.saved && !r.stopped.Load() {
-				if err := r.save(ctx); err != nil {
-					return
-				}
+			switch {
+			case r.stopped.Load():
+				r.persistState(ectx) // the pending count of a stopped sink grows
+			case len(r.batch) == 0 && r.consumed != r.saved:
+				err = r.save(ectx)
+			default:
+				r.persistState(ectx)
 			}
 		case <-ctx.Done():
 			return
 		}
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		if r.resuming.Load() && !r.resumeArmed {
+			r.resumeTimer.Reset(r.resumeDelay.Next())
+			r.resumeArmed = true
+		}
 		r.maybeResync()
 	}
+}
+
+// reset drops what the runner holds of an abandoned connection: it goes
+// back to its last saved checkpoint.
+func (r *runner) reset() {
+	if r.timerOn {
+		r.timer.Stop()
+		r.timerOn = false
+	}
+	r.clearBatch()
+	r.consumed = r.saved
+	r.consumedFlush = r.flushLSN()
+	r.consumedTime = unixNano(r.savedTime.Load())
+	r.resyncAsked = false
+	if !r.resuming.Load() && r.failing.Swap(false) {
+		r.health.recover()
+	}
+}
+
+// resume retries reading the sink's own checkpoint (see attachUnresumed).
+// Once it can, the sink is no longer failing: maybeResync asks for the slot
+// to be read again, and it catches up.
+func (r *runner) resume(ctx context.Context) {
+	r.resumeArmed = false
+	if !r.resuming.Load() {
+		return
+	}
+	own, has, err := r.Resume.Checkpoint(ctx)
+	if err != nil {
+		r.health.fail(err)
+		r.log.Warn("sink's target still unreachable; retrying", "err", err)
+		r.resumeTimer.Reset(r.resumeDelay.Next())
+		r.resumeArmed = true
+		return
+	}
+	if has && own.Compare(r.consumed) > 0 {
+		r.raiseFloor(&item{kind: itemFloor, pos: own})
+	}
+	r.resumeDelay.Reset()
+	r.resuming.Store(false)
+	r.failing.Store(false)
+	r.health.recover()
+	r.log.Info("sink's target is reachable again")
 }
 
 // maybeResync asks for the stream to be re-read once a detached sink has

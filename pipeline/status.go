@@ -17,6 +17,11 @@ type SinkStatus struct {
 	Failing   bool      // the last write failed; retrying
 	Detached  bool      // not receiving; catches up when it recovers
 	Stopped   bool      // stopped on a rejected event (on_error stop)
+	// State sums the above up; Since is when the sink entered it (zero for
+	// SinkOK) and Error the failure behind it, or why it stopped.
+	State cdc.SinkState
+	Since time.Time
+	Error string
 }
 
 // Status returns a snapshot of every sink. Safe for concurrent use.

@@ -24,6 +24,13 @@ type Config struct {
 	StandbyRetry time.Duration
 	// ShutdownTimeout bounds how long Drain may take on shutdown; default 30s.
 	ShutdownTimeout time.Duration
+	// Timeout is how long the connection may carry nothing from the server
+	// before the stream drops it and reconnects; halfway through a silence
+	// the stream asks the server for a reply, so an idle stream is checked
+	// too. The server is told the same (wal_sender_timeout), so it ends a
+	// silent connection of cdc's, and frees the slot for a standby, after
+	// as long. It also bounds connecting and starting. Default 30s.
+	Timeout time.Duration
 	// ApplicationName is reported to PostgreSQL (pg_stat_replication), so a
 	// standby can tell who holds the slot; default "cdc".
 	ApplicationName string
@@ -51,6 +58,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
 	}
 	if c.ApplicationName == "" {
 		c.ApplicationName = "cdc"

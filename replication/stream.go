@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,17 @@ type Stream struct {
 	repl  *pgconn.Config
 	pool  *pgxpool.Pool
 	state atomic.Int32
+	since atomic.Int64           // when the state last changed, Unix nanoseconds
+	cause    atomic.Pointer[string] // why the stream is reconnecting; nil when it is not
+	streamed atomic.Bool            // the slot was held at least once
+}
+
+// Health is what a Stream is doing, since when and, while it reconnects, why.
+type Health struct {
+	State    State
+	Since    time.Time // when it entered State
+	Err      string    // the last failure, while reconnecting (State is StateStarting)
+	Streamed bool      // it has held the slot at least once
 }
 
 // NewStream returns a stream over the slot of cfg. dsn is the source
@@ -67,11 +79,45 @@ func NewStream(dsn string, pool *pgxpool.Pool, cfg Config) (*Stream, error) {
 	repl.RuntimeParams["DateStyle"] = "ISO"
 	repl.RuntimeParams["TimeZone"] = "UTC"
 	repl.RuntimeParams["application_name"] = cfg.ApplicationName
-	return &Stream{cfg: cfg, repl: repl, pool: pool}, nil
+	// The server ends a connection of ours it has heard nothing from for
+	// as long as we wait for it, so that a standby can take the slot over
+	// within that time after this instance is cut off.
+	repl.RuntimeParams["wal_sender_timeout"] = strconv.FormatInt(cfg.Timeout.Milliseconds(), 10)
+	repl.ConnectTimeout = cfg.Timeout
+	st := &Stream{cfg: cfg, repl: repl, pool: pool}
+	st.since.Store(time.Now().UnixNano())
+	return st, nil
 }
 
 // State returns what the stream is doing now.
 func (s *Stream) State() State { return State(s.state.Load()) }
+
+// Health returns what the stream is doing, since when, and why it
+// reconnects. Safe for concurrent use.
+func (s *Stream) Health() Health {
+	h := Health{State: s.State(), Since: time.Unix(0, s.since.Load()), Streamed: s.streamed.Load()}
+	if c := s.cause.Load(); c != nil && h.State == StateStarting {
+		h.Err = *c
+	}
+	return h
+}
+
+// setState records a new state; err, when not nil, is why the stream
+// reconnects.
+func (s *Stream) setState(st State, err error) {
+	if State(s.state.Swap(int32(st))) != st {
+		s.since.Store(time.Now().UnixNano())
+	}
+	if st == StateStreaming {
+		s.streamed.Store(true)
+	}
+	if err != nil {
+		msg := err.Error()
+		s.cause.Store(&msg)
+	} else if st != StateStarting {
+		s.cause.Store(nil)
+	}
+}
 
 // fatalError marks errors that retrying will not fix.
 type fatalError struct{ err error }
@@ -89,7 +135,7 @@ var (
 // after a clean shutdown (the consumer drained), or the error that stopped it:
 // a consumer error, a missing slot or publication, failed authentication.
 func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
-	defer s.state.Store(int32(StateStopped))
+	defer s.setState(StateStopped, nil)
 	log := s.cfg.Logger
 	delay := retry.Backoff{Min: 250 * time.Millisecond, Max: 15 * time.Second}
 	lastHolder := ""
@@ -98,6 +144,11 @@ func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 			return nil
 		}
 		streamed, err := s.session(ctx, c)
+		if err != nil {
+			// Another instance may take the slot over now: nothing more
+			// of what this connection delivered may be written.
+			c.Abandon()
+		}
 		var fatal *fatalError
 		switch {
 		case err == nil:
@@ -108,7 +159,7 @@ func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 			delay.Reset()
 			continue
 		case errors.Is(err, errStandby):
-			s.state.Store(int32(StateStandby))
+			s.setState(StateStandby, nil)
 			holder := s.holder(ctx)
 			if holder != lastHolder {
 				log.Info("slot is held by another instance; standing by", "holder", holder, "retry_in", s.cfg.StandbyRetry)
@@ -125,7 +176,7 @@ func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 		}
 		wait := delay.Next()
 		log.Warn("replication stream interrupted; reconnecting", "err", err, "retry_in", wait)
-		s.state.Store(int32(StateStarting))
+		s.setState(StateStarting, err)
 		if !retry.Sleep(ctx, wait) {
 			return nil
 		}
@@ -162,8 +213,12 @@ func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, er
 		_ = conn.Close(cctx)
 	}()
 
+	// Every step before streaming is bounded by the timeout: on a silent
+	// network it would otherwise wait for the kernel to give up.
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
 	start := c.Confirmable()
-	err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+	err = pglogrepl.StartReplication(sctx, conn, s.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
 			"proto_version '1'",
@@ -183,14 +238,14 @@ func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, er
 		}
 		return false, fmt.Errorf("start replication on slot %s: %w", s.cfg.Slot, err)
 	}
-	slot, err := Slot(ctx, s.pool, s.cfg.Slot)
+	slot, err := Slot(sctx, s.pool, s.cfg.Slot)
 	if err != nil {
 		return true, err
 	}
 	floor := slot.ConfirmedFlush
-	s.state.Store(int32(StateStreaming))
+	s.setState(StateStreaming, nil)
 	s.cfg.Logger.Info("streaming", "publication", s.cfg.Publication, "lsn", floor.String())
-	if err := c.Open(ctx); err != nil {
+	if err := c.Open(sctx); err != nil {
 		if ctx.Err() != nil {
 			return true, nil // shut down while opening: nothing was read
 		}
@@ -206,22 +261,31 @@ const tick = 100 * time.Millisecond
 
 func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer, floor cdc.LSN) error {
 	received, sent := floor, floor
-	sendStatus := func() error {
+	netConn := conn.Conn()
+	// sendStatus confirms what the consumer can; with reply it asks the
+	// server to answer at once. The write is bounded: on a silent network
+	// it would block once the socket's buffer is full.
+	sendStatus := func(reply bool) error {
 		flush := max(c.Confirmable(), sent)
 		sent = flush
-		err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+		if err := netConn.SetWriteDeadline(time.Now().Add(s.cfg.Timeout)); err != nil {
+			return fmt.Errorf("set write deadline: %w", err)
+		}
+		err := pglogrepl.SendStandbyStatusUpdate(context.Background(), conn, pglogrepl.StandbyStatusUpdate{
 			WALWritePosition: pglogrepl.LSN(max(received, flush)),
 			WALFlushPosition: pglogrepl.LSN(flush),
 			WALApplyPosition: pglogrepl.LSN(flush),
 			ClientTime:       time.Now(),
+			ReplyRequested:   reply,
 		})
 		if err != nil {
 			return fmt.Errorf("send standby status: %w", err)
 		}
 		return nil
 	}
-	netConn := conn.Conn()
 	nextStatus := time.Now().Add(s.cfg.StatusInterval)
+	heard := time.Now() // when the server last sent anything
+	probed := false     // a reply was asked for since
 	var deadline time.Time
 	for {
 		now := time.Now()
@@ -229,17 +293,26 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 			if ctx.Err() != nil {
 				return s.drain(c, sendStatus)
 			}
+			switch silent := now.Sub(heard); {
+			case silent >= s.cfg.Timeout:
+				return fmt.Errorf("the server sent nothing for %s (source.timeout): the connection is silent (a network partition, a hung proxy or a frozen host?); dropping it", silent.Round(time.Millisecond))
+			case silent >= s.cfg.Timeout/2 && !probed:
+				if err := sendStatus(true); err != nil {
+					return err
+				}
+				probed = true
+			}
 			select {
 			case <-c.Restart():
 				s.cfg.Logger.Info("re-reading the slot for a sink that recovered", "lsn", c.Confirmable().String())
-				if err := sendStatus(); err != nil {
+				if err := sendStatus(false); err != nil {
 					return err
 				}
 				return errRestart
 			default:
 			}
 			if !now.Before(nextStatus) {
-				if err := sendStatus(); err != nil {
+				if err := sendStatus(false); err != nil {
 					return err
 				}
 				nextStatus = now.Add(s.cfg.StatusInterval)
@@ -247,6 +320,9 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 			deadline = now.Add(tick)
 			if nextStatus.Before(deadline) {
 				deadline = nextStatus
+			}
+			if end := heard.Add(s.cfg.Timeout); end.Before(deadline) {
+				deadline = end
 			}
 			if err := netConn.SetReadDeadline(deadline); err != nil {
 				return fmt.Errorf("set read deadline: %w", err)
@@ -260,6 +336,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 			}
 			return fmt.Errorf("receive from slot %s: %w", s.cfg.Slot, err)
 		}
+		heard, probed = time.Now(), false
 		switch msg := msg.(type) {
 		case *pgproto3.CopyData:
 			if len(msg.Data) == 0 {
@@ -274,7 +351,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 				received = max(received, cdc.LSN(ka.ServerWALEnd))
 				c.Keepalive(cdc.LSN(ka.ServerWALEnd))
 				if ka.ReplyRequested {
-					if err := sendStatus(); err != nil {
+					if err := sendStatus(false); err != nil {
 						return err
 					}
 					nextStatus = time.Now().Add(s.cfg.StatusInterval)
@@ -306,11 +383,11 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 
 // drain lets the consumer flush while the slot is still held, then confirms
 // what it flushed.
-func (s *Stream) drain(c cdc.Consumer, sendStatus func() error) error {
+func (s *Stream) drain(c cdc.Consumer, sendStatus func(bool) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := c.Drain(ctx)
-	if serr := sendStatus(); serr != nil {
+	if serr := sendStatus(false); serr != nil {
 		s.cfg.Logger.Warn("could not confirm the final position; the next start re-reads a little and skips it", "err", serr)
 	}
 	if err != nil {

@@ -34,6 +34,11 @@ type Slot struct {
 	ConfirmedFlushLSN string `json:"confirmed_flush_lsn,omitempty"`
 	RetainedWALBytes  int64  `json:"retained_wal_bytes"`
 	WALStatus         string `json:"wal_status,omitempty"`
+	// Lost is true when PostgreSQL removed WAL the slot still needed
+	// (wal_status lost): the events since the sinks' checkpoints can no
+	// longer be read from it. Recovery says what to do.
+	Lost     bool   `json:"lost,omitempty"`
+	Recovery string `json:"recovery,omitempty"`
 }
 
 // Sink is one sink's checkpoint and lag.
@@ -46,11 +51,21 @@ type Sink struct {
 	LagEvents  int64  `json:"lag_events"`
 	// LagEventsAtLeast is true when LagEvents is a lower bound (a long
 	// backlog was counted only in part).
-	LagEventsAtLeast bool      `json:"lag_events_at_least,omitempty"`
-	LagSeconds       float64   `json:"lag_seconds"`
-	Delivered        int64     `json:"delivered"`
+	LagEventsAtLeast bool    `json:"lag_events_at_least,omitempty"`
+	LagSeconds       float64 `json:"lag_seconds"`
+	Delivered        int64   `json:"delivered"`
+	// LagEventsUnknown is true when the pending events cannot be counted
+	// (the slot is lost).
+	LagEventsUnknown bool      `json:"lag_events_unknown,omitempty"`
 	Instance         string    `json:"instance,omitempty"`
 	UpdatedAt        time.Time `json:"updated_at,omitzero"`
+	// State is what the instance that last wrote the checkpoint row
+	// reported: ok, failing, detached or stopped; Since is when the sink
+	// entered it and Error why (the last failure, or the rejected event
+	// and the reason it stopped).
+	State cdc.SinkState `json:"state"`
+	Since time.Time     `json:"since,omitzero"`
+	Error string        `json:"error,omitempty"`
 }
 
 // Pipeline is the status of one pipeline; Error is set when some of it
@@ -89,6 +104,14 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 			Name: pc.Source.Slot, Exists: true, Active: slot.Active, ActivePID: slot.ActivePID, Holder: slot.Holder,
 			ConfirmedFlushLSN: slot.ConfirmedFlush.String(), RetainedWALBytes: slot.RetainedBytes, WALStatus: slot.WALStatus,
 		}
+		if slot.WALStatus == "lost" {
+			ps.Slot.Lost = true
+			ps.Slot.Recovery = fmt.Sprintf("PostgreSQL removed WAL this slot still needed (max_slot_wal_keep_size): "+
+				"the events committed since the sinks' checkpoints can no longer be read from it. "+
+				"Drop it (cdc teardown --pipeline %s), start cdc run again to create a new one, "+
+				"and replay what the sinks missed from mt_events (cdc replay --pipeline %s --sink NAME --from seq:N, "+
+				"N the last seq_id each sink holds)", pc.Name, pc.Name)
+		}
 	} else {
 		var s string
 		if err := src.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
@@ -111,7 +134,7 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 	}
 	var lags map[string]lag
 	var lagErr error
-	if slot.Exists && !slot.Active {
+	if slot.Exists && !slot.Active && !ps.Slot.Lost {
 		lags, lagErr = countPending(ctx, src, pc, cps)
 	}
 	now := time.Now()
@@ -128,11 +151,17 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 			ss.Delivered = cp.Events
 			ss.Instance = cp.Instance
 			ss.UpdatedAt = cp.UpdatedAt
+			ss.State, ss.Since, ss.Error = cp.State, cp.Since, cp.Error
+		}
+		if ss.State == "" {
+			ss.State = cdc.SinkOK
 		}
 		if current > effective {
 			ss.LagBytes = int64(current - effective)
 		}
 		switch l, counted := lags[sc.Name]; {
+		case ps.Slot.Lost:
+			ss.LagEventsUnknown = true
 		case counted:
 			ss.LagEvents, ss.LagEventsAtLeast = l.events, l.truncated
 			if l.events > 0 {

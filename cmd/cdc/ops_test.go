@@ -99,7 +99,7 @@ func TestValidateStatusTeardown(t *testing.T) {
 		t.Fatalf("lag with %d pending (%d closed): %+v", len(pending), closed, p.Sinks)
 	}
 	code, out, _ = runInProcess(t, env, "status", "--config", cfg)
-	if code != 0 || !strings.Contains(out, "sink out (stdout): checkpoint ") || !strings.Contains(out, "inactive") {
+	if code != 0 || !strings.Contains(out, "sink out (stdout): ok, checkpoint ") || !strings.Contains(out, "inactive") {
 		t.Fatalf("status text:\n%s", out)
 	}
 

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/status"
 )
@@ -58,6 +60,9 @@ func printStatus(w io.Writer, report []status.Pipeline) {
 			}
 			fmt.Fprintf(w, "  slot %s: %s\n    confirmed_flush_lsn %s, current WAL %s, retained WAL %s, wal_status %s\n",
 				s.Name, state, s.ConfirmedFlushLSN, ps.CurrentWAL, status.HumanBytes(s.RetainedWALBytes), s.WALStatus)
+			if s.Lost {
+				fmt.Fprintf(w, "    LOST: %s\n", s.Recovery)
+			}
 		}
 		for _, ss := range ps.Sinks {
 			cp := ss.Checkpoint
@@ -65,11 +70,25 @@ func printStatus(w io.Writer, report []status.Pipeline) {
 				cp = "none"
 			}
 			events := fmt.Sprint(ss.LagEvents)
-			if ss.LagEventsAtLeast {
+			switch {
+			case ss.LagEventsUnknown:
+				events = "unknown"
+			case ss.LagEventsAtLeast:
 				events = "at least " + events
 			}
-			fmt.Fprintf(w, "  sink %s (%s): checkpoint %s, lag %s / %s events / %.1fs, delivered %d\n",
-				ss.Name, ss.Kind, cp, status.HumanBytes(ss.LagBytes), events, ss.LagSeconds, ss.Delivered)
+			fmt.Fprintf(w, "  sink %s (%s): %s, checkpoint %s, lag %s / %s events / %.1fs, delivered %d\n",
+				ss.Name, ss.Kind, sinkState(ss), cp, status.HumanBytes(ss.LagBytes), events, ss.LagSeconds, ss.Delivered)
+			if ss.Error != "" {
+				fmt.Fprintf(w, "    %s\n", ss.Error)
+			}
 		}
 	}
+}
+
+// sinkState describes a sink's state: "ok", "failing since 15:04:05 (2m0s)".
+func sinkState(ss status.Sink) string {
+	if ss.State == cdc.SinkOK || ss.Since.IsZero() {
+		return string(ss.State)
+	}
+	return fmt.Sprintf("%s since %s (%s)", ss.State, ss.Since.Local().Format(time.DateTime), time.Since(ss.Since).Round(time.Second))
 }

@@ -65,3 +65,35 @@ func EnsureSchema(ctx context.Context, q Querier, schema string) error {
 
 // display is the name as people write it: schema.table, unquoted.
 func display(name pgx.Identifier) string { return strings.Join(name, ".") }
+
+// Column is a column a table of cdc's gained after its first release.
+type Column struct {
+	Name string // column name
+	Def  string // type and constraints, as ADD COLUMN takes them
+}
+
+// EnsureColumns adds the columns table name lacks (a table created by an
+// older cdc). A role that may not alter the table gets an error that gives
+// the statement its owner must run.
+func EnsureColumns(ctx context.Context, q Querier, name pgx.Identifier, cols []Column) error {
+	var missing []string
+	for _, c := range cols {
+		var ok bool
+		err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)`,
+			name.Sanitize(), c.Name).Scan(&ok)
+		if err != nil {
+			return fmt.Errorf("look up column %s of %s: %w", c.Name, display(name), err)
+		}
+		if !ok {
+			missing = append(missing, "ADD COLUMN IF NOT EXISTS "+pgx.Identifier{c.Name}.Sanitize()+" "+c.Def)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	stmt := "ALTER TABLE " + name.Sanitize() + " " + strings.Join(missing, ", ")
+	if _, err := q.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("add columns to %s (as its owner, run: %s): %w", display(name), stmt, err)
+	}
+	return nil
+}
