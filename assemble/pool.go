@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc/config"
+	"github.com/martencdc/cdc/internal/pgerr"
 	"github.com/martencdc/cdc/internal/retry"
 	"github.com/martencdc/cdc/replication"
 )
@@ -66,10 +67,10 @@ func WaitReachable(ctx context.Context, pool *pgxpool.Pool, what string, wait bo
 			return nil
 		}
 		if !wait || replication.IsAuthError(err) || ctx.Err() != nil {
-			return fmt.Errorf("connect to %s: %s", what, OneLine(err.Error()))
+			return fmt.Errorf("connect to %s: %s", what, pgerr.Describe(err))
 		}
 		d := delay.Next()
-		log.Warn("database not reachable; retrying", "database", what, "err", err, "retry_in", d)
+		log.Warn("database not reachable; retrying", "database", what, "err", pgerr.Describe(err), "retry_in", d)
 		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/pgerr"
 	"github.com/martencdc/cdc/internal/retry"
 )
 
@@ -203,9 +204,9 @@ func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, er
 			return false, nil
 		}
 		if IsAuthError(err) {
-			return false, &fatalError{fmt.Errorf("connect for replication: %w", err)}
+			return false, &fatalError{fmt.Errorf("connect for replication: %w", pgerr.Clean(err))}
 		}
-		return false, fmt.Errorf("connect for replication: %w", err)
+		return false, fmt.Errorf("connect for replication: %w", pgerr.Clean(err))
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

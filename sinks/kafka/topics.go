@@ -259,6 +259,7 @@ func (s *Sink) Check(ctx context.Context) []string {
 // whether TLS or SASL failed. It names no password (none is in kafka-go's
 // errors).
 func (s *Sink) connError(err error) error {
+	err = clientError(err)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("kafka brokers %s: %w", s.brokers, err)
@@ -302,3 +303,30 @@ func pronoun(names []string) string {
 	}
 	return "them"
 }
+
+// clientError drops kafka-go's "kafka.(*Client).Metadata: " prefixes from
+// err's message, which name its internals, not the problem; errors.Is and
+// errors.As still see the whole chain.
+func clientError(err error) error {
+	msg := err.Error()
+	trimmed := msg
+	for strings.HasPrefix(trimmed, "kafka.(*Client).") {
+		_, rest, ok := strings.Cut(trimmed, ": ")
+		if !ok {
+			break
+		}
+		trimmed = rest
+	}
+	if trimmed == msg {
+		return err
+	}
+	return &clientErr{msg: trimmed, err: err}
+}
+
+type clientErr struct {
+	msg string
+	err error
+}
+
+func (e *clientErr) Error() string { return e.msg }
+func (e *clientErr) Unwrap() error { return e.err }

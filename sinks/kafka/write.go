@@ -338,7 +338,7 @@ func (s *Sink) produce(ctx context.Context, cl *kafka.Client, p *part, ms []*mes
 		err = res.Error
 	}
 	if err != nil {
-		return res, fmt.Errorf("produce %d records to kafka topic %q, partition %d: %w", len(ms), p.topic, p.partition, err)
+		return res, fmt.Errorf("produce %d records to kafka topic %q, partition %d: %w", len(ms), p.topic, p.partition, clientError(err))
 	}
 	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/martencdc/cdc/internal/pgerr"
 )
 
 // Checker is a Projection that can tell whether it can run against the
@@ -40,7 +41,7 @@ func (s *Sink) Check(ctx context.Context) []string {
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return []string{fmt.Sprintf("postgres sink %s: cannot connect to the target: %v", s.sink, err)}
+		return []string{fmt.Sprintf("postgres sink %s: cannot connect to the target: %s", s.sink, pgerr.Describe(err))}
 	}
 	defer conn.Release()
 	tx, err := conn.Begin(ctx)
