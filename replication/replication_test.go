@@ -3,6 +3,7 @@ package replication_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/decoder"
+	"github.com/martencdc/cdc/internal/netproxy"
 	"github.com/martencdc/cdc/internal/pgcluster"
 	"github.com/martencdc/cdc/internal/pgtest"
 	"github.com/martencdc/cdc/replication"
@@ -164,9 +166,10 @@ func TestCheckWALLevel(t *testing.T) {
 
 // consumer is a minimal Consumer that counts messages.
 type consumer struct {
-	opened   atomic.Int32
-	messages atomic.Int64
-	restart  chan struct{}
+	opened    atomic.Int32
+	abandoned atomic.Int32
+	messages  atomic.Int64
+	restart   chan struct{}
 }
 
 func (c *consumer) Open(context.Context) error            { c.opened.Add(1); return nil }
@@ -175,7 +178,7 @@ func (c *consumer) Keepalive(cdc.LSN)                     {}
 func (c *consumer) Confirmable() cdc.LSN                  { return 0 }
 func (c *consumer) Restart() <-chan struct{}              { return c.restart }
 func (c *consumer) Drain(context.Context) error           { return nil }
-func (c *consumer) Abandon()                              {}
+func (c *consumer) Abandon()                              { c.abandoned.Add(1) }
 func newConsumer() *consumer                              { return &consumer{restart: make(chan struct{}, 1)} }
 func run(ctx context.Context, s *replication.Stream, c *consumer) chan error {
 	done := make(chan error, 1)
@@ -328,5 +331,57 @@ func TestSetupRowFilter(t *testing.T) {
 	}
 	if !strings.Contains(filter, "acme") || !strings.Contains(filter, "globex") {
 		t.Fatalf("row filter = %q", filter)
+	}
+}
+
+// TestSilentConnection: a replication connection that stops carrying bytes
+// without a reset (frozen at a proxy) is dropped after the timeout, the
+// consumer is told to abandon it, and the stream takes the slot again as
+// soon as the server has ended its side (wal_sender_timeout, which the
+// stream sets to the same timeout). An idle stream is checked too: nothing
+// is written while the connection is frozen.
+func TestSilentConnection(t *testing.T) {
+	dsn := pgtest.NewMartenDatabase(t, pg, "public")
+	pool := poolFor(t, dsn)
+	cfg := replication.Config{Slot: "cdc_silent", Publication: "cdc_silent", StandbyRetry: 50 * time.Millisecond, Timeout: 2 * time.Second}
+	dropSlot(t, pool, cfg)
+	if _, err := replication.Setup(t.Context(), pool, cfg); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := netproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	u.Host = proxy.Addr()
+	s, err := replication.NewStream(u.String(), pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := run(ctx, s, c)
+	pgtest.Eventually(t, 10*time.Second, func() bool { return s.State() == replication.StateStreaming }, "streams")
+
+	proxy.Freeze()
+	frozen := time.Now()
+	pgtest.Eventually(t, 30*time.Second, func() bool {
+		h := s.Health()
+		return h.State != replication.StateStreaming && c.abandoned.Load() > 0
+	}, "the silent connection is dropped")
+	if h := s.Health(); h.State == replication.StateStarting && !strings.Contains(h.Err, "sent nothing") {
+		t.Errorf("reconnecting because %q, want the silence named", h.Err)
+	}
+	pgtest.Eventually(t, 30*time.Second, func() bool {
+		return s.State() == replication.StateStreaming && c.opened.Load() == 2
+	}, "streams again on a new connection")
+	t.Logf("streaming again %s after the freeze (timeout %s)", time.Since(frozen).Round(time.Millisecond), cfg.Timeout)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
