@@ -34,6 +34,10 @@ const (
 	SinkFailing  SinkState = "failing"  // its writes (or its target, at start) fail; retried with backoff
 	SinkDetached SinkState = "detached" // failing or stalled, left behind; it catches up when it recovers
 	SinkStopped  SinkState = "stopped"  // stopped just before an event its target rejected (on_error: stop)
+	// SinkBackfilling: a backfill (source.start: beginning, a sink's
+	// start: beginning, cdc replay) is filling it from mt_events; it takes
+	// the live stream again once done.
+	SinkBackfilling SinkState = "backfilling"
 )
 
 // ErrCheckpointBackwards is returned when saving a checkpoint older than the

@@ -13,18 +13,30 @@ import (
 // with retries, and what happens to a rejected event.
 
 // take processes one chunk.
-func (r *runner) take(ctx context.Context, c []item) error {
+func (r *runner) take(ctx context.Context, ch chunk) error {
+	c := ch.items
+	r.queued.Add(-countEvents(c))
+	if ch.backfill != r.backfilling.Load() {
+		// Live events while a backfill holds the sink (it reads them again
+		// once handed back), or pages of a backfill it has left.
+		if !ch.backfill {
+			r.missed.Add(countEvents(c))
+		}
+		return nil
+	}
 	for i := range c {
 		it := &c[i]
-		if it.kind == itemEvent {
-			r.queued.Add(-1)
-		}
 		if it.kind == itemFloor {
 			r.raiseFloor(it)
 			continue
 		}
-		if it.pos.Compare(r.consumed) <= 0 {
-			continue // already taken before a restart
+		if cu := r.catchUp; cu != nil && (it.pos.LSN >= cu.h || it.kind == itemFrontier && it.end >= cu.h) {
+			// Every live event before the hand-off LSN is taken; the
+			// rest of the chunk comes again after the backfill.
+			return r.caughtUp(ctx)
+		}
+		if it.kind == itemFrontier || it.pos.Compare(r.consumed) <= 0 {
+			continue // a marker, or already taken before a restart
 		}
 		if r.stopped.Load() {
 			if it.kind == itemEvent && r.filter.match(it.event) {
@@ -46,7 +58,7 @@ func (r *runner) take(ctx context.Context, c []item) error {
 			r.consumedFlush = it.end
 			r.consumedTime = it.commitTime
 		case itemEvent:
-			if it.event.BData != nil || !r.filter.match(it.event) {
+			if it.event.BData != nil || !r.filter.match(it.event) || !r.wantsLive(ch, it.event) {
 				continue
 			}
 			r.add(it.event)
@@ -58,6 +70,24 @@ func (r *runner) take(ctx context.Context, c []item) error {
 		}
 	}
 	return nil
+}
+
+// wantsLive reports whether a live event goes to the sink while a backfill
+// is involved: not when the backfill covers it.
+func (r *runner) wantsLive(ch chunk, e *cdc.Event) bool {
+	switch {
+	case ch.backfill:
+		return true
+	case r.catchUp != nil:
+		return !r.catchUp.scope(e)
+	case r.handoff != nil:
+		ok := r.handoff.live(e)
+		if e.LSN >= r.handoff.end() {
+			r.handoff = nil // passed: every event from here on is live
+		}
+		return ok
+	}
+	return true
 }
 
 func (r *runner) add(e *cdc.Event) {

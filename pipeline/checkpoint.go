@@ -43,6 +43,10 @@ func (r *runner) raiseFloor(it *item) {
 		}
 	}
 	r.consumedFlush = max(r.consumedFlush, it.end)
+	if it.pos.Compare(r.durable()) > 0 {
+		pos := it.pos
+		r.durablePos.Store(&pos)
+	}
 	r.events = max(r.events, it.events)
 	r.delivered.Store(r.events)
 	r.advanceFlush(it.end)
@@ -103,6 +107,7 @@ func (r *runner) saveAt(ctx context.Context, pos cdc.Position, flush cdc.LSN, co
 	}
 	r.persisted = persisted{state: cp.State, since: cp.Since, err: cp.Error, pending: cp.Pending}
 	r.saved = pos
+	r.durablePos.Store(&pos)
 	if !commitTime.IsZero() {
 		r.savedTime.Store(commitTime.UnixNano())
 	}

@@ -57,6 +57,9 @@ type SinkConfig struct {
 	// it may be ahead of the checkpoint table, and the sink then resumes
 	// from it, so nothing it committed is written twice.
 	Resume Resumer
+	// Backfill, when set, is the state of a backfill of this sink that
+	// the pipeline opens with (see BackfillState).
+	Backfill *BackfillState
 }
 
 // Config describes a pipeline.

@@ -79,8 +79,16 @@ func (p *Pipeline) Message(ctx context.Context, data []byte) error {
 
 // Keepalive implements cdc.Consumer.
 func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
-	if !p.inTx {
-		p.idleEnd = max(p.idleEnd, walEnd)
+	if p.inTx {
+		return
+	}
+	p.idleEnd = max(p.idleEnd, walEnd)
+	for _, r := range p.runners {
+		// A sink catching up to a backfill's hand-off LSN learns that the
+		// stream has passed it even when nothing is committed.
+		if h := r.catchUpH.Load(); h != 0 && uint64(walEnd) >= h {
+			r.tryEnqueue([]item{{kind: itemFrontier, end: walEnd}})
+		}
 	}
 }
 

@@ -354,7 +354,7 @@ func TestShutdownBounded(t *testing.T) {
 type stuck struct{}
 
 func (stuck) Write(context.Context, cdc.Batch) error { select {} }
-func (stuck) Close(context.Context) error           { return nil }
+func (stuck) Close(context.Context) error            { return nil }
 
 // TestAbandon: when the stream gives the slot up, a sink writes nothing
 // more of what it received on that connection: its write in flight is
@@ -539,4 +539,138 @@ func (f *flakyResumer) Checkpoint(context.Context) (cdc.Position, bool, error) {
 		return cdc.Position{}, false, errors.New("target unreachable (test)")
 	}
 	return cdc.Position{}, false, nil
+}
+
+// TestBackfillHandoff: a held sink is fed a backfill of the events before a
+// hand-off LSN, then takes the live stream from it: every event exactly
+// once, positions increasing, while the other sink streams on. With a
+// partial scope it first takes, from the live stream, the events before
+// the hand-off that the backfill does not cover.
+func TestBackfillHandoff(t *testing.T) {
+	msgs := readCapture(t, capture)
+	all, lastEnd := decodeCapture(t, msgs)
+	for len(all) > 0 && all[len(all)-1].LSN > lastEnd {
+		all = all[:len(all)-1]
+	}
+	// The hand-off: the commit LSN of the middle event's transaction.
+	h := all[len(all)/2].LSN
+	for _, tc := range []struct {
+		name  string
+		scope func(*cdc.Event) bool // nil: every event
+	}{
+		{"whole table", nil},
+		{"even seq_ids", func(e *cdc.Event) bool { return e.SeqID%2 == 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var table, want []*cdc.Event // what the backfill reads; what the sink must get
+			for _, e := range all {
+				if e.LSN < h && (tc.scope == nil || tc.scope(e)) {
+					table = append(table, e)
+				}
+			}
+			for _, e := range all {
+				if e.LSN < h && tc.scope != nil && !tc.scope(e) {
+					want = append(want, e) // live, before the backfill
+				}
+			}
+			var fed []*cdc.Event
+			for i, e := range table {
+				c := *e
+				c.LSN, c.Index, c.CommitTime, c.TxID = h-1, uint32(i), time.Time{}, 0
+				fed = append(fed, &c)
+			}
+			want = append(want, fed...)
+			for _, e := range all {
+				if e.LSN >= h {
+					want = append(want, e)
+				}
+			}
+
+			live, bf := &recorder{}, &recorder{}
+			p, err := pipeline.New(pipeline.Config{
+				Name: "core", Checkpoints: &memCheckpoints{}, Logger: testLogger(t),
+				RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+				Sinks: []pipeline.SinkConfig{{Name: "live", Sink: live},
+					{Name: "bf", Sink: bf, Backfill: &pipeline.BackfillState{Held: true}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx, restartingReplay(msgs, lastEnd)) }()
+
+			b, err := p.Backfill("bf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bctx, bcancel := context.WithTimeout(ctx, time.Minute)
+			defer bcancel()
+			if err := b.Begin(bctx, h, tc.scope); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < len(fed); i += 3 {
+				if err := b.Feed(bctx, fed[i:min(i+3, len(fed))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Finish(bctx, &pipeline.Handoff{Scope: tc.scope, Segments: []pipeline.Segment{{Start: h}}}); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(time.Minute)
+			for bf.count() < len(want) || live.count() < len(all) {
+				if time.Now().After(deadline) {
+					t.Fatalf("bf has %d of %d events, live %d of %d", bf.count(), len(want), live.count(), len(all))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got := bf.snapshot()
+			checkOrdered(t, "bf", got)
+			if !slices.Equal(ids(got), ids(want)) {
+				t.Fatalf("bf got\n %v\nwant\n %v", ids(got), ids(want))
+			}
+			checkOrdered(t, "live", live.snapshot())
+		})
+	}
+}
+
+// restartingReplay is a source that hands the capture over on every
+// connection, reading it again whenever the consumer asks, as the stream
+// does from the confirmed position; keepalives at the capture's end tell
+// the consumer nothing more is committed.
+func restartingReplay(msgs [][]byte, end cdc.LSN) sourceFunc {
+	return func(ctx context.Context, c cdc.Consumer) error {
+		for {
+			if err := c.Open(ctx); err != nil {
+				return err
+			}
+			for _, b := range msgs {
+				if err := c.Message(ctx, b); err != nil {
+					return err
+				}
+			}
+			tick := time.NewTicker(10 * time.Millisecond)
+		wait:
+			for {
+				select {
+				case <-c.Restart():
+					c.Abandon()
+					break wait
+				case <-tick.C:
+					c.Keepalive(end + 1)
+				case <-ctx.Done():
+					tick.Stop()
+					dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+					defer cancel()
+					return c.Drain(dctx)
+				}
+			}
+			tick.Stop()
+		}
+	}
 }

@@ -70,6 +70,8 @@ func (r *runner) state() (cdc.SinkState, time.Time, string) {
 		return cdc.SinkDetached, h.detached, h.err
 	case r.failing.Load() && !h.failing.IsZero():
 		return cdc.SinkFailing, h.failing, h.err
+	case r.backfilling.Load() || r.catchUpH.Load() != 0:
+		return cdc.SinkBackfilling, time.Time{}, ""
 	}
 	return cdc.SinkOK, time.Time{}, ""
 }

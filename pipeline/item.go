@@ -12,9 +12,10 @@ const chunkSize = 1024
 type itemKind uint8
 
 const (
-	itemEvent  itemKind = iota + 1 // an event
-	itemCommit                     // the end of a transaction
-	itemFloor                      // a loaded checkpoint: skip everything at or below it
+	itemEvent    itemKind = iota + 1 // an event
+	itemCommit                       // the end of a transaction
+	itemFloor                        // a loaded checkpoint: skip everything at or below it
+	itemFrontier                     // the stream has dispatched every transaction ending before end
 )
 
 // item is one entry of a chunk. Chunks are shared by every sink and never
@@ -23,7 +24,7 @@ type item struct {
 	kind       itemKind
 	pos        cdc.Position // event position; (commit LSN, EndOfTx) for a commit
 	event      *cdc.Event   // itemEvent
-	end        cdc.LSN      // itemCommit, itemFloor: end LSN of the transaction
+	end        cdc.LSN      // itemCommit, itemFloor: end LSN of the transaction; itemFrontier: the WAL end
 	commitTime time.Time    // itemCommit, itemFloor
 	events     int64        // itemFloor: events delivered so far
 }

@@ -32,10 +32,13 @@ type runnerConfig struct {
 }
 
 // chunk is a run of items handed to a runner, with the epoch (the stream's
-// connection) it came from.
+// connection) it came from; or a backfill's pages, or a backfill's request
+// (backfill.go).
 type chunk struct {
-	epoch uint64
-	items []item
+	epoch    uint64
+	items    []item
+	backfill bool     // pages of a backfill, not the live stream
+	control  *control // a backfill's request; items is empty
 }
 
 // runner is one sink's goroutine: it batches, writes, retries and saves the
@@ -78,6 +81,9 @@ type runner struct {
 	delivered    atomic.Int64
 	resuming     atomic.Bool // the sink's own checkpoint could not be read: retried before it takes events
 	health       health
+	backfilling  atomic.Bool                  // held or fed by a backfill: it takes nothing live
+	catchUpH     atomic.Uint64                // the hand-off LSN it catches up to, 0 if none
+	durablePos   atomic.Pointer[cdc.Position] // the saved checkpoint's position
 
 	// Owned by the runner goroutine.
 	consumed      cdc.Position // last position taken
@@ -95,6 +101,9 @@ type runner struct {
 	resumeArmed   bool        // resumeTimer is set
 	resumeDelay   retry.Backoff
 	persisted     persisted // the state the checkpoint row holds
+	catchUp       *catchUp  // taking the live stream up to a backfill's hand-off LSN
+	pendingBegin  *control  // the Begin waiting for the catch-up
+	handoff       *Handoff  // the filter of a finished backfill, until passed
 }
 
 func newRunner(cfg runnerConfig) *runner {
@@ -102,7 +111,7 @@ func newRunner(cfg runnerConfig) *runner {
 	t.Stop()
 	rt := time.NewTimer(time.Hour)
 	rt.Stop()
-	return &runner{
+	r := &runner{
 		runnerConfig: cfg,
 		name:         cfg.Name,
 		policy:       cfg.Batch.WithDefaults(),
@@ -112,6 +121,13 @@ func newRunner(cfg runnerConfig) *runner {
 		resumeTimer:  rt,
 		resumeDelay:  retry.Backoff{Min: cfg.retryMin, Max: cfg.retryMax},
 	}
+	if b := cfg.Backfill; b != nil {
+		r.backfilling.Store(b.Held)
+		if !b.Held {
+			r.handoff = b.Handoff
+		}
+	}
+	return r
 }
 
 // ownCheckpoint returns the checkpoint the sink starts from: cp (from the
@@ -218,7 +234,7 @@ func (r *runner) epochContext(parent context.Context) (context.Context, uint64) 
 // without it.
 func (r *runner) enqueue(ctx context.Context, items []item) error {
 	n := countEvents(items)
-	if r.detached {
+	if r.detached || r.backfilling.Load() {
 		r.missed.Add(n)
 		return nil
 	}
@@ -341,11 +357,15 @@ func (r *runner) run(ctx context.Context) {
 				r.reset()
 				r.seenEpoch = epoch
 			}
+			if c.control != nil {
+				r.handle(ectx, c.control)
+				break
+			}
 			if c.epoch < epoch {
 				r.queued.Add(-countEvents(c.items)) // received on an abandoned connection
 				continue
 			}
-			err = r.take(ectx, c.items)
+			err = r.take(ectx, c)
 		case <-r.timer.C:
 			r.timerOn = false
 			err = r.flush(ectx)
@@ -424,10 +444,30 @@ func (r *runner) maybeResync() {
 		r.resyncAsked = false
 		return
 	}
-	if r.resyncAsked || r.stopped.Load() || len(r.in) > 0 || len(r.batch) > 0 || r.failing.Load() {
+	if r.resyncAsked || r.stopped.Load() || len(r.in) > 0 || len(r.batch) > 0 || r.failing.Load() || r.backfilling.Load() {
 		return
 	}
 	r.resyncAsked = true
 	r.log.Info("sink recovered; catching up from its checkpoint", "lsn", r.flushLSN().String())
 	r.restart()
+}
+
+// tryEnqueue hands the runner a chunk if its queue has room, without
+// waiting: for markers the stream can afford to lose.
+func (r *runner) tryEnqueue(items []item) {
+	if r.detached || r.backfilling.Load() {
+		return
+	}
+	select {
+	case r.in <- chunk{epoch: r.currentEpoch(), items: items}:
+	default:
+	}
+}
+
+// durable returns the position of the saved checkpoint.
+func (r *runner) durable() cdc.Position {
+	if p := r.durablePos.Load(); p != nil {
+		return *p
+	}
+	return cdc.Position{}
 }

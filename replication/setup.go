@@ -20,7 +20,15 @@ const (
 	codeUniqueViolation     = "23505" // two CREATE PUBLICATION raced on the catalog's unique index
 	codeFeatureNotSupported = "0A000" // e.g. a row filter PostgreSQL does not accept
 	codeUndefinedObject     = "42704" // the slot or publication does not exist
+
+	codeObjectNotInPrerequisiteState = "55000" // e.g. a slot that lost its WAL
 )
+
+// LostSlotRecovery says what to do about a slot whose WAL PostgreSQL
+// removed (wal_status lost, after max_slot_wal_keep_size).
+const LostSlotRecovery = "PostgreSQL removed WAL it still needed (max_slot_wal_keep_size), so the events committed since the sinks' checkpoints can no longer be read from it. " +
+	"Recover with cdc teardown --pipeline NAME (drops the slot), then either set source.start: beginning and start cdc run (every sink is filled again from mt_events, then goes on live), " +
+	"or start cdc run and run cdc replay --pipeline NAME --sink SINK --from seq:N for each sink, N the first seq_id it lacks"
 
 // Setup creates the publication and the slot when they are missing and checks
 // that existing ones fit: the publication must publish inserts into the table
@@ -254,7 +262,7 @@ func (s SlotState) problem(cfg Config) string {
 	case s.Plugin != "pgoutput":
 		return fmt.Sprintf("replication slot %s uses plugin %s, not pgoutput: drop it or choose another source.slot", cfg.Slot, s.Plugin)
 	case s.WALStatus == "lost":
-		return fmt.Sprintf("replication slot %s has lost required WAL (max_slot_wal_keep_size): events were lost; drop it (cdc teardown) and start again", cfg.Slot)
+		return fmt.Sprintf("replication slot %s is lost: %s", cfg.Slot, LostSlotRecovery)
 	}
 	return ""
 }

@@ -70,6 +70,18 @@ func NewStream(dsn string, pool *pgxpool.Pool, cfg Config) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
+	repl, err := replicationConnConfig(dsn, cfg)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stream{cfg: cfg, repl: repl, pool: pool}
+	st.since.Store(time.Now().UnixNano())
+	return st, nil
+}
+
+// replicationConnConfig is the configuration of a replication connection to
+// the database of dsn; cfg has its defaults.
+func replicationConnConfig(dsn string, cfg Config) (*pgconn.Config, error) {
 	repl, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse source dsn: %w", err)
@@ -85,9 +97,7 @@ func NewStream(dsn string, pool *pgxpool.Pool, cfg Config) (*Stream, error) {
 	// within that time after this instance is cut off.
 	repl.RuntimeParams["wal_sender_timeout"] = strconv.FormatInt(cfg.Timeout.Milliseconds(), 10)
 	repl.ConnectTimeout = cfg.Timeout
-	st := &Stream{cfg: cfg, repl: repl, pool: pool}
-	st.since.Store(time.Now().UnixNano())
-	return st, nil
+	return repl, nil
 }
 
 // State returns what the stream is doing now.
@@ -231,6 +241,10 @@ func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, er
 		switch pgErrCode(err) {
 		case codeObjectInUse:
 			return false, errStandby
+		case codeObjectNotInPrerequisiteState:
+			if st, serr := Slot(ctx, s.pool, s.cfg.Slot); serr == nil && st.WALStatus == "lost" {
+				return false, &fatalError{fmt.Errorf("replication slot %s is lost: %s", s.cfg.Slot, LostSlotRecovery)}
+			}
 		case codeUndefinedObject:
 			return false, &fatalError{fmt.Errorf("start replication on slot %s: %w (was it dropped? cdc creates it at start; events committed while it was missing are not in the stream)", s.cfg.Slot, err)}
 		}
