@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/backfill"
 	"github.com/martencdc/cdc/checkpoint"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/deadletter"
@@ -67,10 +69,11 @@ func New(opts Options) *Assembler {
 // Pipeline is one configured pipeline, assembled and ready to run: its
 // connection pools, its replication stream and its router.
 type Pipeline struct {
-	cfg      *config.Pipeline
-	pools    pools
-	stream   *replication.Stream
-	pipeline *pipeline.Pipeline
+	cfg       *config.Pipeline
+	pools     pools
+	stream    *replication.Stream
+	pipeline  *pipeline.Pipeline
+	backfills *backfill.Manager
 }
 
 // Open connects, checks the server, creates the publication, slot and
@@ -97,16 +100,6 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if problems := replication.Check(ctx, p.pools.src, rcfg, decoder.RequiredColumns()); len(problems) > 0 {
 		return nil, &ProblemsError{Pipeline: pc.Name, Problems: problems}
 	}
-	if pc.Source.Start == config.StartBeginning {
-		return nil, &ProblemsError{Pipeline: pc.Name, Problems: []error{errStartBeginning}}
-	}
-	created, err := replication.Setup(ctx, p.pools.src, rcfg)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if created {
-		log.Info("created replication slot; events committed from now on are delivered", "slot", pc.Source.Slot)
-	}
 	if p.pools.cp != p.pools.src {
 		if err := WaitReachable(ctx, p.pools.cp, "the checkpoint database", a.opts.Wait, log); err != nil {
 			return nil, wrap(err)
@@ -114,6 +107,40 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	}
 	store := checkpoint.New(p.pools.cp, pc.Checkpoints.Schema)
 	if err := store.Init(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	backfills := backfill.NewStore(p.pools.cp, pc.Checkpoints.Schema)
+	if err := backfills.Init(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	if pc.Source.Start == config.StartBeginning {
+		// Before the slot exists: a crash between the two must not leave
+		// a slot whose history nobody backfills.
+		slot, err := replication.Slot(ctx, p.pools.src, pc.Source.Slot)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if !slot.Exists {
+			for _, sc := range pc.Sinks {
+				if err := backfills.RequestIfNone(ctx, pc.Name, sc.Name); err != nil {
+					return nil, wrap(err)
+				}
+			}
+		}
+	}
+	created, err := replication.Setup(ctx, p.pools.src, rcfg)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if created {
+		what := "events committed from now on are delivered"
+		if pc.Source.Start == config.StartBeginning {
+			what = "every sink is first filled with the events already in mt_events"
+		}
+		log.Info("created replication slot; "+what, "slot", pc.Source.Slot)
+	}
+	states, err := a.backfillStates(ctx, pc, store, backfills, p.pools.src)
+	if err != nil {
 		return nil, wrap(err)
 	}
 	pcfg := pipeline.Config{
@@ -150,12 +177,13 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 			}
 		}
 		pcfg.Sinks = append(pcfg.Sinks, pipeline.SinkConfig{
-			Name:    sc.Name,
-			Sink:    target,
-			Batch:   sc.Batch,
-			Filter:  pipeline.Filter{Include: sc.Include, Exclude: sc.Exclude, Tenants: sc.Tenants},
-			OnError: onError,
-			Resume:  resume,
+			Name:     sc.Name,
+			Sink:     target,
+			Batch:    sc.Batch,
+			Filter:   pipeline.Filter{Include: sc.Include, Exclude: sc.Exclude, Tenants: sc.Tenants},
+			OnError:  onError,
+			Resume:   resume,
+			Backfill: states[sc.Name],
 		})
 	}
 	if p.pipeline, err = pipeline.New(pcfg); err != nil {
@@ -164,11 +192,68 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if p.stream, err = replication.NewStream(pc.Source.DSN, p.pools.src, rcfg); err != nil {
 		return nil, wrap(err)
 	}
+	p.backfills = &backfill.Manager{
+		Pipeline: p.pipeline, Name: pc.Name, Store: backfills, Pool: p.pools.src, DSN: pc.Source.DSN,
+		Schema: pc.Source.Schema, Filter: pc.Source.Filter, Slot: rcfg, Instance: a.opts.Instance,
+		Streaming: func() bool { return p.stream.State() == replication.StateStreaming },
+		Log:       plog,
+	}
+	for _, sc := range pc.Sinks {
+		p.backfills.Sinks = append(p.backfills.Sinks, sc.Name)
+	}
+	if m := a.opts.Metrics; m != nil {
+		p.backfills.Progress = func(sink string, done, total int64) { m.ReplayProgress(pc.Name, sink, done, total) }
+	}
 	return p, nil
 }
 
-// errStartBeginning is the problem of a pipeline that asks for a backfill.
-var errStartBeginning = errors.New("source.start: beginning (backfill from the table) is not available in this version; use now")
+// backfillStates asks for the backfills the configuration wants (a sink
+// with start: beginning and no checkpoint yet) and returns how each sink
+// with a backfill starts: held while one is requested or running, or with
+// the filter of a finished one it has not passed.
+func (a *Assembler) backfillStates(ctx context.Context, pc *config.Pipeline, cps *checkpoint.Store, store *backfill.Store, src *pgxpool.Pool) (map[string]*pipeline.BackfillState, error) {
+	loaded, err := cps.Load(ctx, pc.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range pc.Sinks {
+		if _, ok := loaded[sc.Name]; !ok && sc.Start == config.StartBeginning {
+			if err := store.RequestIfNone(ctx, pc.Name, sc.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	recs, err := store.Load(ctx, pc.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*pipeline.BackfillState{}
+	var table *backfill.Table
+	for name, rec := range recs {
+		switch {
+		case rec.State != backfill.Done:
+			out[name] = &pipeline.BackfillState{Held: true}
+		case len(rec.Segments) > 0:
+			last := rec.Segments[len(rec.Segments)-1].Start
+			if cp, ok := loaded[name]; ok && cp.Position.LSN >= last {
+				continue // passed
+			}
+			if table == nil {
+				conn, err := src.Acquire(ctx)
+				if err != nil {
+					return nil, err
+				}
+				table, err = backfill.Inspect(ctx, conn, pc.Source.Schema)
+				conn.Release()
+				if err != nil {
+					return nil, err
+				}
+			}
+			out[name] = &pipeline.BackfillState{Handoff: rec.Handoff(table.TenantKeyed())}
+		}
+	}
+	return out, nil
+}
 
 // deadLetters returns the pipeline's dead-letter store, creating its table
 // when missing.
@@ -193,10 +278,20 @@ func closeSinks(ctx context.Context, sinks []pipeline.SinkConfig) {
 // Name returns the pipeline's name.
 func (p *Pipeline) Name() string { return p.cfg.Name }
 
-// Run streams until ctx ends or the stream fails, then drains the sinks and
-// closes them (see pipeline.Pipeline.Run).
+// Run streams until ctx ends or the stream fails, running the pipeline's
+// backfills while it holds the slot, then drains the sinks and closes them
+// (see pipeline.Pipeline.Run).
 func (p *Pipeline) Run(ctx context.Context) error {
-	return p.pipeline.Run(ctx, p.stream)
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.backfills.Run(bctx)
+	}()
+	err := p.pipeline.Run(ctx, p.stream)
+	stop()
+	<-done
+	return err
 }
 
 // State returns what the replication stream is doing.

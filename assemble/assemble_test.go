@@ -213,11 +213,6 @@ func TestOpenRefuses(t *testing.T) {
     source: {dsn: "${DSN}", schema: helpdesk}
     sinks: [{name: bus, kind: kafka, brokers: [` + kc.ListenAddrs()[0] + `], topic: absent}]
 `, func(err error) bool { return errors.Is(err, cdc.ErrMisconfigured) }, `"absent" does not exist`},
-		{"backfill", `pipelines:
-  - name: p
-    source: {dsn: "${DSN}", schema: helpdesk, start: beginning}
-    sinks: [{name: out, kind: stdout}]
-`, func(err error) bool { var pe *assemble.ProblemsError; return errors.As(err, &pe) }, "source.start: beginning"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)

@@ -31,9 +31,6 @@ func validateSource(ctx context.Context, pc *config.Pipeline) []string {
 	for _, p := range replication.Check(ctx, src, ReplicationConfig(pc, nil), decoder.RequiredColumns()) {
 		problems = append(problems, p.Error())
 	}
-	if pc.Source.Start == config.StartBeginning {
-		problems = append(problems, errStartBeginning.Error())
-	}
 	if pc.Checkpoints.DSN != pc.Source.DSN {
 		cp, err := NewPool(ctx, pc.Checkpoints.DSN, "checkpoints.dsn")
 		if err != nil {

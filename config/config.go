@@ -94,7 +94,9 @@ type Source struct {
 	// Filter is an optional publication row filter (PostgreSQL 15+), an SQL
 	// expression such as "tenant_id in ('acme','globex')". Default "": all rows.
 	Filter string
-	// Start says where a new slot starts. Default StartNow.
+	// Start says where a new slot starts: StartNow, or StartBeginning to
+	// backfill every sink with the events already in mt_events first.
+	// Default StartNow.
 	Start Start
 	// Timeout is how long the replication connection may carry nothing
 	// from the server before cdc drops it and reconnects; PostgreSQL is
@@ -103,7 +105,8 @@ type Source struct {
 	Timeout time.Duration
 }
 
-// Start says where a pipeline whose slot does not exist yet starts reading.
+// Start says where a pipeline whose slot does not exist yet, or a sink with
+// no checkpoint yet, starts reading.
 type Start string
 
 const (
@@ -145,6 +148,11 @@ type Sink struct {
 	// OnError says what happens to an event the sink rejects permanently.
 	// Default OnErrorStop.
 	OnError OnError
+	// Start says where a sink with no checkpoint yet (new, or added to an
+	// existing pipeline) starts: StartNow (the default) with what the slot
+	// delivers next, StartBeginning with every event already in mt_events
+	// (a backfill), then the live stream.
+	Start Start
 	// Options holds the kind's own settings: *StdoutOptions for "stdout",
 	// *FileOptions for "file".
 	Options SinkOptions

@@ -318,7 +318,7 @@ func (d *decoder) sink(n *yaml.Node, path string) (*Sink, int) {
 	if m == nil {
 		return nil, 0
 	}
-	s := &Sink{OnError: DefaultOnError}
+	s := &Sink{OnError: DefaultOnError, Start: StartNow}
 	s.Name, _ = m.str("name", true, checkSinkName)
 	kindName, ok := m.str("kind", true, nil)
 	var kind *sinkKind
@@ -338,6 +338,9 @@ func (d *decoder) sink(n *yaml.Node, path string) (*Sink, int) {
 	s.Tenants, _ = m.strs("tenants", checkTenant)
 	if v, ok := oneOf(m, "on_error", OnErrorStop, OnErrorDeadLetter); ok {
 		s.OnError = v
+	}
+	if v, ok := oneOf(m, "start", StartNow, StartBeginning); ok {
+		s.Start = v
 	}
 	if b := m.child("batch"); b != nil {
 		b.only("max_events", "max_bytes", "max_wait")

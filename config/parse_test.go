@@ -72,14 +72,14 @@ func TestParseSpecExample(t *testing.T) {
 				Include: []string{"incident_*"},
 				Tenants: []string{"acme", "globex"},
 				Batch:   cdc.BatchPolicy{MaxEvents: 100, MaxBytes: 512 << 10, MaxWait: 50 * time.Millisecond},
-				OnError: OnErrorDeadLetter,
+				OnError: OnErrorDeadLetter, Start: StartNow,
 				Options: &StdoutOptions{},
 			},
 			{
 				Name:    "debug",
 				Kind:    "stdout",
 				Batch:   cdc.BatchPolicy{}.WithDefaults(),
-				OnError: OnErrorStop,
+				OnError: OnErrorStop, Start: StartNow,
 				Options: &StdoutOptions{},
 			},
 		},
@@ -132,9 +132,9 @@ func TestParseDefaults(t *testing.T) {
 		ShutdownTimeout: 20 * time.Second,
 		FailureGrace:    time.Minute,
 		Sinks: []Sink{
-			{Name: "out", Kind: "stdout", OnError: OnErrorStop, Options: &StdoutOptions{},
+			{Name: "out", Kind: "stdout", OnError: OnErrorStop, Start: StartNow, Options: &StdoutOptions{},
 				Batch: cdc.BatchPolicy{MaxEvents: 5000, MaxBytes: 4 << 20, MaxWait: 10 * time.Millisecond}},
-			{Name: "partial", Kind: "stdout", OnError: OnErrorStop, Options: &StdoutOptions{},
+			{Name: "partial", Kind: "stdout", OnError: OnErrorStop, Start: StartNow, Options: &StdoutOptions{},
 				Batch: cdc.BatchPolicy{MaxEvents: 5000, MaxBytes: 1000000, MaxWait: 10 * time.Millisecond}},
 		},
 	}}}
@@ -334,7 +334,7 @@ pipeline: []
         kind: stdout
         brokers: [kafka:9092]
 `,
-			want: []string{"cdc.yaml:7: pipelines[0].sinks[0].brokers: unknown key (known: name, kind, include, exclude, tenants, batch, on_error)"},
+			want: []string{"cdc.yaml:7: pipelines[0].sinks[0].brokers: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start)"},
 		},
 		{
 			name: "missing required keys",

@@ -12,6 +12,8 @@
 //	cdc_sink_pending_events{pipeline,sink}           gauge
 //	cdc_slot_retained_wal_bytes{pipeline}            gauge
 //	cdc_replication_active{pipeline}                 gauge: 1 streaming, 0 standby or starting
+//	cdc_replay_events_total{pipeline,sink}           counter: events a backfill made durable
+//	cdc_replay_remaining_events{pipeline,sink}       gauge: events a backfill has still to deliver
 package metrics
 
 import (
@@ -31,7 +33,12 @@ type Metrics struct {
 	batches     *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
+	replayed    *prometheus.CounterVec
+	remaining   *prometheus.GaugeVec
 	probes      *probeCollector
+
+	mu     sync.Mutex
+	replay map[[2]string]int64 // events durable per backfill, as last told
 }
 
 // NewRegistry returns a registry with the Go runtime's and the process's
@@ -59,10 +66,33 @@ func New(reg prometheus.Registerer) *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdc_dead_letters_total", Help: "Events a sink rejected that went to the dead-letter table.",
 		}, labels),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdc_replay_events_total", Help: "Events a backfill (replay, start: beginning) made durable in a sink.",
+		}, labels),
+		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdc_replay_remaining_events", Help: "Events a backfill in progress has still to deliver to a sink.",
+		}, labels),
 		probes: &probeCollector{},
+		replay: map[[2]string]int64{},
 	}
-	reg.MustRegister(m.delivered, m.batches, m.duration, m.deadLetters, m.probes)
+	reg.MustRegister(m.delivered, m.batches, m.duration, m.deadLetters, m.replayed, m.remaining, m.probes)
 	return m
+}
+
+// ReplayProgress records a backfill's progress: done of total events are
+// durable in the sink. done only grows within one backfill; a smaller one
+// starts another.
+func (m *Metrics) ReplayProgress(pipeline, sink string, done, total int64) {
+	m.mu.Lock()
+	k := [2]string{pipeline, sink}
+	prev := m.replay[k]
+	if done < prev {
+		prev = 0
+	}
+	m.replay[k] = done
+	m.mu.Unlock()
+	m.replayed.WithLabelValues(pipeline, sink).Add(float64(done - prev))
+	m.remaining.WithLabelValues(pipeline, sink).Set(float64(max(total-done, 0)))
 }
 
 // Sink wraps s so its writes are counted and timed.

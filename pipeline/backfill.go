@@ -128,10 +128,21 @@ func (b *Backfill) Resume(ctx context.Context) error {
 	return b.control(ctx, &control{kind: controlResume})
 }
 
+// Abort drops the pages the sink has not written and takes it back to its
+// last checkpoint: the backfill stops here (the instance lost the slot, or
+// the backfill failed) and resumes, on whichever instance holds the slot,
+// from what the sink made durable. The sink stays held.
+func (b *Backfill) Abort(ctx context.Context) error {
+	return b.control(ctx, &control{kind: controlAbort})
+}
+
+// Abandoned reports whether the sink dropped this backfill's pages (Abort).
+func (b *Backfill) Abandoned() bool { return b.r.bfGen.Load() != b.epoch }
+
 // Feed hands the sink backfilled events, in order, with their positions
 // set. It returns once they are queued; Durable says when they are written.
 func (b *Backfill) Feed(ctx context.Context, events []*cdc.Event) error {
-	if b.r.currentEpoch() != b.epoch {
+	if b.Abandoned() {
 		return ErrAbandoned
 	}
 	items := make([]item, len(events))
@@ -147,6 +158,10 @@ func (b *Backfill) Feed(ctx context.Context, events []*cdc.Event) error {
 		return ctx.Err()
 	}
 }
+
+// Stopped reports whether the sink stopped on an event its target rejected
+// (on_error: stop): it takes nothing more until restarted.
+func (b *Backfill) Stopped() bool { return b.r.stopped.Load() }
 
 // Durable returns the position of the sink's last saved checkpoint: every
 // event at or below it is durable in the sink. Safe for concurrent use.
@@ -186,6 +201,7 @@ const (
 	controlBegin
 	controlResume
 	controlFinish
+	controlAbort
 )
 
 // control is a request of a backfill to the sink's goroutine.
@@ -194,8 +210,43 @@ type control struct {
 	h       cdc.LSN
 	scope   func(*cdc.Event) bool
 	handoff *Handoff
-	epoch   uint64     // set by the runner: the epoch of the pages to come
+	epoch   uint64     // set by the runner: the generation of the pages to come
 	done    chan error // closed, or sent the error, when it is done
+}
+
+// armed is a mode the sink enters with the stream's next connection.
+type armed struct {
+	catchUp *catchUp
+	handoff *Handoff
+}
+
+// arm makes an armed mode current: the stream abandoned its connection, so
+// what comes next comes from the slot's confirmed position. It runs on the
+// stream's goroutine (Pipeline.Abandon), before the next connection.
+func (r *runner) arm() {
+	a := r.armed.Swap(nil)
+	if a == nil {
+		return
+	}
+	if a.catchUp != nil {
+		r.catchUpH.Store(uint64(a.catchUp.h))
+	}
+	r.live.Store(a)
+	r.backfilling.Store(false)
+}
+
+// takeArmed applies an armed mode on the runner's goroutine, before the
+// first live chunk of the new connection.
+func (r *runner) takeArmed() {
+	a := r.live.Swap(nil)
+	if a == nil {
+		return
+	}
+	r.catchUp = a.catchUp
+	r.handoff = a.handoff
+	if r.handoff != nil && r.handoff.end() <= r.consumed.LSN {
+		r.handoff = nil
+	}
 }
 
 // catchUp is the runner's mode while it takes the live stream up to h.
@@ -220,24 +271,30 @@ func (r *runner) handle(ctx context.Context, c *control) {
 	case controlResume:
 		r.catchUp = nil
 		r.backfilling.Store(true)
-		c.epoch = r.currentEpoch()
+		c.epoch = r.bfGen.Load()
+		c.done <- nil
+	case controlAbort:
+		r.bfGen.Add(1)
+		if r.backfilling.Load() {
+			r.drop()
+		}
 		c.done <- nil
 	case controlBegin:
 		if c.scope == nil {
 			// Every event before h is in the snapshot: nothing to take
 			// from the live stream first.
 			r.backfilling.Store(true)
-			c.epoch = r.currentEpoch()
+			c.epoch = r.bfGen.Load()
 			c.done <- nil
 			return
 		}
-		r.catchUp = &catchUp{h: c.h, scope: c.scope, ready: c.done}
-		r.catchUpH.Store(uint64(c.h))
-		r.backfilling.Store(false)
-		// The live events it needs before h may be behind the stream:
-		// have the slot read again.
-		r.restart()
+		// The live events it needs before h may be behind the stream: the
+		// slot is read again, and the sink takes the live stream from the
+		// new connection on (Pipeline.Abandon arms it), never from the
+		// current one, which may be past what it needs.
 		r.pendingBegin = c
+		r.armed.Store(&armed{catchUp: &catchUp{h: c.h, scope: c.scope, ready: c.done}})
+		r.restart()
 	case controlFinish:
 		if err := r.flush(ctx); err != nil {
 			c.done <- err
@@ -253,11 +310,10 @@ func (r *runner) handle(ctx context.Context, c *control) {
 			c.done <- err
 			return
 		}
-		r.handoff = c.handoff
-		if r.handoff.end() <= r.consumed.LSN {
-			r.handoff = nil
-		}
-		r.backfilling.Store(false)
+		// The sink takes the live stream from the next connection on,
+		// read again from the slot's confirmed position: the current one
+		// may be past the hand-off LSN.
+		r.armed.Store(&armed{handoff: c.handoff})
 		r.restart()
 		c.done <- nil
 	}
@@ -276,7 +332,7 @@ func (r *runner) caughtUp(ctx context.Context) error {
 	c := r.pendingBegin
 	r.pendingBegin = nil
 	if c != nil {
-		c.epoch = r.currentEpoch()
+		c.epoch = r.bfGen.Load()
 	}
 	cu.ready <- nil
 	return nil

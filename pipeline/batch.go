@@ -16,6 +16,9 @@ import (
 func (r *runner) take(ctx context.Context, ch chunk) error {
 	c := ch.items
 	r.queued.Add(-countEvents(c))
+	if !ch.backfill {
+		r.takeArmed()
+	}
 	if ch.backfill != r.backfilling.Load() {
 		// Live events while a backfill holds the sink (it reads them again
 		// once handed back), or pages of a backfill it has left.

@@ -119,6 +119,7 @@ func (p *Pipeline) Abandon() {
 	p.inTx = false
 	for _, r := range p.runners {
 		r.abandon()
+		r.arm()
 	}
 }
 

@@ -35,7 +35,7 @@ type runnerConfig struct {
 // connection) it came from; or a backfill's pages, or a backfill's request
 // (backfill.go).
 type chunk struct {
-	epoch    uint64
+	epoch    uint64 // live chunks: the stream's connection; pages: the backfill's generation
 	items    []item
 	backfill bool     // pages of a backfill, not the live stream
 	control  *control // a backfill's request; items is empty
@@ -82,8 +82,11 @@ type runner struct {
 	resuming     atomic.Bool // the sink's own checkpoint could not be read: retried before it takes events
 	health       health
 	backfilling  atomic.Bool                  // held or fed by a backfill: it takes nothing live
+	bfGen        atomic.Uint64                // generation of the backfill's pages: Abort starts a new one
 	catchUpH     atomic.Uint64                // the hand-off LSN it catches up to, 0 if none
 	durablePos   atomic.Pointer[cdc.Position] // the saved checkpoint's position
+	armed        atomic.Pointer[armed]        // a mode for the stream's next connection
+	live         atomic.Pointer[armed]        // that mode, armed: taken with the next live chunk
 
 	// Owned by the runner goroutine.
 	consumed      cdc.Position // last position taken
@@ -344,6 +347,11 @@ func (r *runner) run(ctx context.Context) {
 			r.reset()
 			r.seenEpoch = epoch
 		}
+		if r.fed() {
+			// Pages of a backfill do not come from the connection: losing
+			// it does not cancel their writes (Abort does).
+			ectx = ctx
+		}
 		var err error
 		select {
 		case c, ok := <-r.in:
@@ -357,12 +365,15 @@ func (r *runner) run(ctx context.Context) {
 				r.reset()
 				r.seenEpoch = epoch
 			}
+			if r.fed() {
+				ectx = ctx
+			}
 			if c.control != nil {
 				r.handle(ectx, c.control)
 				break
 			}
-			if c.epoch < epoch {
-				r.queued.Add(-countEvents(c.items)) // received on an abandoned connection
+			if !c.backfill && c.epoch < epoch || c.backfill && c.epoch != r.bfGen.Load() {
+				r.queued.Add(-countEvents(c.items)) // of an abandoned connection, or an aborted backfill
 				continue
 			}
 			err = r.take(ectx, c)
@@ -395,8 +406,22 @@ func (r *runner) run(ctx context.Context) {
 }
 
 // reset drops what the runner holds of an abandoned connection: it goes
-// back to its last saved checkpoint.
+// back to its last saved checkpoint. A sink fed by a backfill holds nothing
+// of the connection: it goes on (Abort stops a backfill).
 func (r *runner) reset() {
+	if r.fed() {
+		return
+	}
+	r.drop()
+}
+
+// fed reports whether the sink takes a backfill's pages, not the live
+// stream.
+func (r *runner) fed() bool { return r.backfilling.Load() && r.catchUp == nil }
+
+// drop forgets what is not saved: the pending batch and the positions
+// taken since the last checkpoint.
+func (r *runner) drop() {
 	if r.timerOn {
 		r.timer.Stop()
 		r.timerOn = false

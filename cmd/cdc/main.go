@@ -26,6 +26,7 @@ Usage:
   cdc status   --config FILE [--json]
   cdc validate --config FILE
   cdc teardown --config FILE [--pipeline NAME]... [--checkpoints]
+  cdc replay   --config FILE [--pipeline NAME] --sink NAME [--from beginning|seq:N|time:RFC3339] [--tenant T]...
   cdc demo     [--duration D] [--rate N]   (runs the separate cdc-demo command)
 
 Common flags: --log-format auto|text|json, --log-level debug|info|warn|error.
@@ -67,6 +68,8 @@ func runCommand(ctx context.Context, args []string, e env) int {
 		err = cmdValidate(ctx, args[1:], e)
 	case "teardown":
 		err = cmdTeardown(ctx, args[1:], e)
+	case "replay":
+		err = cmdReplay(ctx, args[1:], e)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], e)
 	case "help", "-h", "--help":

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc/internal/esfake"
+	"github.com/martencdc/cdc/internal/marten"
+	"github.com/martencdc/cdc/internal/pgtest"
+)
+
+// backfillConfig writes a configuration with source.start set to start and
+// three sinks, stdout (out), a Postgres events table (archive) and
+// Elasticsearch events mode (search), plus extra sinks.
+func backfillConfig(t *testing.T, dir, start string, es *esfake.Server, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`pipelines:
+  - name: helpdesk
+    source:
+      dsn: ${CDC_TEST_DSN}
+      schema: helpdesk
+      start: %s
+    standby_retry: 100ms
+    status_interval: 200ms
+    sinks:
+      - name: out
+        kind: stdout
+        batch: {max_events: 50, max_wait: 5ms}
+      - name: archive
+        kind: postgres
+        dsn: ${CDC_TEST_DSN}
+        mode: events
+        table: archive.events
+      - name: search
+        kind: elastic
+        addresses: [%s]
+        index: events
+        batch: {max_events: 200, max_wait: 5ms}
+%s`, start, es.URL(), extra)
+	path := filepath.Join(dir, "cdc.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// slowAppend is a transaction that takes its seq_ids now and commits when
+// told: the gap Marten's daemon waits out.
+type slowAppend struct {
+	tx  pgx.Tx
+	ids []string
+}
+
+func beginSlowAppend(t *testing.T, pool *pgxpool.Pool) *slowAppend {
+	t.Helper()
+	tx, err := pool.Begin(t.Context())
+	mustDo(t, "begin", err)
+	st := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
+	stream := st.NewStreamID()
+	events := marten.SampleEvents(stream, "incident_logged", "incident_categorised")
+	_, _, err = marten.QuickAppend(t.Context(), tx, "helpdesk", stream, "incident", marten.DefaultTenantID, events)
+	mustDo(t, "append", err)
+	return &slowAppend{tx: tx, ids: marten.IDs(events)}
+}
+
+func (s *slowAppend) commit(t *testing.T, committed map[string]bool) {
+	t.Helper()
+	mustDo(t, "commit", s.tx.Commit(t.Context()))
+	for _, id := range s.ids {
+		committed[id] = true
+	}
+}
+
+// backfillState reads the state of the helpdesk pipeline's backfill of sink.
+func backfillState(t *testing.T, pool *pgxpool.Pool, sink string) string {
+	var state string
+	_ = pool.QueryRow(t.Context(), `SELECT state FROM helpdesk.cdc_backfills WHERE pipeline = 'helpdesk' AND sink = $1`, sink).Scan(&state)
+	return state
+}
+
+// waitAllSinks waits until the three sinks of backfillConfig have every
+// committed event.
+func waitAllSinks(t *testing.T, pool *pgxpool.Pool, es *esfake.Server, out string, committed map[string]bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		_ = pool.QueryRow(t.Context(), `SELECT count(*) FROM archive.events`).Scan(&n)
+		if n >= len(committed) && len(es.Docs("events")) >= len(committed) && allDelivered(t, committed, out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Say what is missing where.
+	lsn := map[string]string{}
+	seq := map[string]int64{}
+	got := map[string]bool{}
+	for _, d := range readOutput(t, out) {
+		got[d.ID] = true
+	}
+	rows, _ := pool.Query(t.Context(), `SELECT id::text, seq_id FROM helpdesk.mt_events`)
+	for rows.Next() {
+		var id string
+		var s int64
+		_ = rows.Scan(&id, &s)
+		seq[id] = s
+	}
+	rows.Close()
+	archived := map[string]bool{}
+	rows, _ = pool.Query(t.Context(), `SELECT id::text, lsn::text FROM archive.events`)
+	for rows.Next() {
+		var id, l string
+		_ = rows.Scan(&id, &l)
+		archived[id] = true
+		lsn[id] = l
+	}
+	rows.Close()
+	docs := es.Docs("events")
+	for id := range committed {
+		if !got[id] || !archived[id] || docs[id].Version == 0 {
+			var env struct {
+				LSN string `json:"lsn"`
+			}
+			_ = json.Unmarshal(docs[id].Source, &env)
+			t.Logf("event %s seq %d lsn %s: stdout %v archive %v search %v", id, seq[id], env.LSN, got[id], archived[id], docs[id].Version != 0)
+		}
+	}
+	t.Fatal("not every sink has every committed event")
+}
+
+// checkExactlyOnce fails unless the sinks hold every committed event once
+// and nothing else, each stream in version order in the stdout sink.
+func checkExactlyOnce(t *testing.T, pool *pgxpool.Pool, es *esfake.Server, out string, committed, rolledBack map[string]bool) {
+	t.Helper()
+	lines := readOutput(t, out)
+	seen := map[string]int{}
+	version := map[string]int64{}
+	for _, d := range lines {
+		seen[d.ID]++
+		if rolledBack[d.ID] {
+			t.Fatalf("stdout: rolled-back event %s delivered", d.ID)
+		}
+		if d.Version <= version[d.StreamID] {
+			t.Fatalf("stdout: stream %s version %d after version %d", d.StreamID, d.Version, version[d.StreamID])
+		}
+		version[d.StreamID] = d.Version
+	}
+	for id := range committed {
+		if seen[id] != 1 {
+			t.Fatalf("stdout: event %s delivered %d times", id, seen[id])
+		}
+	}
+	if len(seen) != len(committed) {
+		t.Fatalf("stdout: %d distinct events, %d committed", len(seen), len(committed))
+	}
+	var n, distinct int
+	mustDo(t, "archive", pool.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT id) FROM archive.events`).Scan(&n, &distinct))
+	if n != len(committed) || distinct != n {
+		t.Fatalf("archive: %d rows (%d distinct), want %d", n, distinct, len(committed))
+	}
+	docs := es.Docs("events")
+	if len(docs) != len(committed) {
+		t.Fatalf("search: %d documents, want %d", len(docs), len(committed))
+	}
+	for id := range committed {
+		if _, ok := docs[id]; !ok {
+			t.Fatalf("search: event %s missing", id)
+		}
+	}
+}
+
+// TestStartBeginning: a pipeline with source.start: beginning on a store
+// with history, while a gap-making workload appends (transactions that take
+// their seq_ids before the backfill's snapshot and commit after it, and
+// rollbacks): every sink gets every committed event exactly once, each
+// stream in order, none rolled back, and goes on live.
+func TestStartBeginning(t *testing.T) {
+	dsn, pool := martenStore(t)
+	es := esfake.New()
+	defer es.Close()
+	dir := t.TempDir()
+
+	history := startWriters(t, pool, 2, 0)
+	pgtest.Eventually(t, 30*time.Second, func() bool { c, _ := history.snapshot(); return len(c) >= 300 }, "history")
+	committed, rolledBack := history.finish(t)
+
+	cfg := backfillConfig(t, dir, "beginning", es, "")
+	live := startWriters(t, pool, 2, 2*time.Millisecond)
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
+	t.Cleanup(func() {
+		if t.Failed() {
+			rows, _ := pool.Query(context.Background(), `SELECT sink, state, done_events, total_events, next_ordinal, cursor, error, segments::text FROM helpdesk.cdc_backfills`)
+			for rows.Next() {
+				var sink, state, errMsg, segs string
+				var cursor *string
+				var done, total, next int64
+				_ = rows.Scan(&sink, &state, &done, &total, &next, &cursor, &errMsg, &segs)
+				t.Logf("backfill %s: %s done %d/%d next %d cursor %v error %q segments %s", sink, state, done, total, next, cursor, errMsg, segs)
+			}
+			rows.Close()
+			rows, _ = pool.Query(context.Background(), `SELECT sink, lsn::text, tx_index, flush_lsn::text, state, error FROM helpdesk.cdc_checkpoints`)
+			for rows.Next() {
+				var sink, lsn, flush, state, errMsg string
+				var idx int64
+				_ = rows.Scan(&sink, &lsn, &idx, &flush, &state, &errMsg)
+				t.Logf("checkpoint %s: %s#%d flush %s %s %q", sink, lsn, idx, flush, state, errMsg)
+			}
+			rows.Close()
+		}
+	})
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		return backfillState(t, pool, "out") == "done" && backfillState(t, pool, "archive") == "done" && backfillState(t, pool, "search") == "done"
+	}, "every backfill done")
+	more, rb := live.finish(t)
+	for id := range more {
+		committed[id] = true
+	}
+	for id := range rb {
+		rolledBack[id] = true
+	}
+	waitAllSinks(t, pool, es, run.out, committed)
+	run.stopOK()
+	checkExactlyOnce(t, pool, es, run.out, committed, rolledBack)
+	if !strings.Contains(run.stderr(), "backfill done") {
+		t.Errorf("no 'backfill done' log line")
+	}
+}
