@@ -97,6 +97,9 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		return nil, wrap(err)
 	}
 	rcfg := ReplicationConfig(pc, plog)
+	if rcfg.Timeout <= 0 {
+		rcfg.Timeout = config.DefaultTimeout
+	}
 	if problems := replication.Check(ctx, p.pools.src, rcfg, decoder.RequiredColumns()); len(problems) > 0 {
 		return nil, &ProblemsError{Pipeline: pc.Name, Problems: problems}
 	}
@@ -149,6 +152,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		Checkpoints:     store,
 		Instance:        a.opts.Instance,
 		ShutdownTimeout: pc.ShutdownTimeout,
+		Fence:           rcfg.Timeout,
 		Logger:          plog,
 	}
 	defer func() {
@@ -196,7 +200,8 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		Pipeline: p.pipeline, Name: pc.Name, Store: backfills, Pool: p.pools.src, DSN: pc.Source.DSN,
 		Schema: pc.Source.Schema, Filter: pc.Source.Filter, Slot: rcfg, Instance: a.opts.Instance,
 		Streaming: func() bool { return p.stream.State() == replication.StateStreaming },
-		Log:       plog,
+		PageSize:  pc.Backfill.PageSize, InFlight: pc.Backfill.PagesInFlight,
+		Log: plog,
 	}
 	for _, sc := range pc.Sinks {
 		p.backfills.Sinks = append(p.backfills.Sinks, sc.Name)

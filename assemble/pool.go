@@ -43,12 +43,20 @@ func (e *ProblemsError) Error() string {
 // NewPool makes a connection pool; it does not connect yet. key names the
 // configuration key in errors (the DSN itself is never shown).
 func NewPool(ctx context.Context, dsn, key string) (*pgxpool.Pool, error) {
+	return newPool(ctx, dsn, key, nil)
+}
+
+// newPool is NewPool with extra run-time parameters for the connections.
+func newPool(ctx context.Context, dsn, key string, params map[string]string) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("%s: %v", key, err)}
 	}
 	pc.MaxConns = 4
 	pc.ConnConfig.RuntimeParams["application_name"] = "cdc"
+	for k, v := range params {
+		pc.ConnConfig.RuntimeParams[k] = v
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)

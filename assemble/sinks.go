@@ -143,7 +143,11 @@ func postgresSink(ctx context.Context, pipelineName, name string, o *config.Post
 		}
 		pc.Routes = append(pc.Routes, r)
 	}
-	pool, err := NewPool(ctx, o.DSN, "dsn")
+	// An instance paused in the middle of a batch (SIGSTOP, a frozen VM)
+	// must not hold its locks on the target, the checkpoint row among
+	// them, for longer than this: the instance that took the slot over
+	// would wait for it.
+	pool, err := newPool(ctx, o.DSN, "dsn", map[string]string{"idle_in_transaction_session_timeout": "30000"})
 	if err != nil {
 		return nil, err
 	}

@@ -8,15 +8,15 @@ import (
 
 // Defaults applied by [Parse] to keys left out of the file.
 const (
-	DefaultSchema         = "public"        // Source.Schema
-	DefaultSlotPrefix     = "cdc_"          // Source.Slot and Source.Publication are DefaultSlotPrefix + pipeline name
-	DefaultStart          = StartNow        // Source.Start
-	DefaultStandbyRetry   = 1 * time.Second // Pipeline.StandbyRetry
-	DefaultStatusInterval = 1 * time.Second // Pipeline.StatusInterval
+	DefaultSchema         = "public"         // Source.Schema
+	DefaultSlotPrefix     = "cdc_"           // Source.Slot and Source.Publication are DefaultSlotPrefix + pipeline name
+	DefaultStart          = StartNow         // Source.Start
+	DefaultStandbyRetry   = 1 * time.Second  // Pipeline.StandbyRetry
+	DefaultStatusInterval = 1 * time.Second  // Pipeline.StatusInterval
 	DefaultTimeout        = 30 * time.Second // Source.Timeout
 	DefaultShutdown       = 20 * time.Second // Pipeline.ShutdownTimeout
 	DefaultFailureGrace   = 1 * time.Minute  // Pipeline.FailureGrace
-	DefaultOnError        = OnErrorStop     // Sink.OnError
+	DefaultOnError        = OnErrorStop      // Sink.OnError
 )
 
 // MaxPipelineNameLen is the longest pipeline name, in bytes: with
@@ -64,6 +64,9 @@ type Pipeline struct {
 	// FailureGrace is how long a sink may fail, or the stream reconnect,
 	// before /readyz reports the pipeline unready. Default 1m.
 	FailureGrace time.Duration
+	// Backfill tunes the pipeline's backfills (start: beginning, cdc
+	// replay).
+	Backfill BackfillOptions
 }
 
 // Sink returns the pipeline's sink called name, for --sink flags.
@@ -103,6 +106,17 @@ type Source struct {
 	// told to end a silent cdc connection after the same time
 	// (wal_sender_timeout). Default 30s.
 	Timeout time.Duration
+}
+
+// BackfillOptions tune how a backfill reads mt_events.
+type BackfillOptions struct {
+	// PageSize is how many rows a backfill reads at a time; 0 means the
+	// default (1000).
+	PageSize int
+	// PagesInFlight is how many pages a sink may hold that it has not made
+	// durable; 0 means the default (4). Memory grows with PageSize ×
+	// PagesInFlight.
+	PagesInFlight int
 }
 
 // Start says where a pipeline whose slot does not exist yet, or a sink with

@@ -205,7 +205,7 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 	if m == nil {
 		return nil, lines
 	}
-	m.only("name", "source", "checkpoints", "sinks", "standby_retry", "status_interval", "shutdown_timeout", "failure_grace")
+	m.only("name", "source", "checkpoints", "sinks", "standby_retry", "status_interval", "shutdown_timeout", "failure_grace", "backfill")
 	p := &Pipeline{StandbyRetry: DefaultStandbyRetry, StatusInterval: DefaultStatusInterval,
 		ShutdownTimeout: DefaultShutdown, FailureGrace: DefaultFailureGrace}
 	p.Name, _ = m.str("name", true, checkPipelineName)
@@ -221,6 +221,11 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 	}
 	if v, ok := m.duration("failure_grace"); ok {
 		p.FailureGrace = v
+	}
+	if b := m.child("backfill"); b != nil {
+		b.only("page_size", "pages_in_flight")
+		p.Backfill.PageSize, _ = b.positiveInt("page_size")
+		p.Backfill.PagesInFlight, _ = b.positiveInt("pages_in_flight")
 	}
 
 	src := m.child("source")

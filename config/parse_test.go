@@ -286,7 +286,7 @@ pipeline: []
     sinks: [{name: out, kind: stdout}]
     standby: 1s
 `,
-			want: []string{"cdc.yaml:5: pipelines[0].standby: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace)"},
+			want: []string{"cdc.yaml:5: pipelines[0].standby: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace, backfill)"},
 		},
 		{
 			name: "unknown source key",
@@ -673,7 +673,7 @@ pipeline: []
 				`cdc.yaml:3: pipelines[0].source.slot: invalid slot name "BAD": want 1 to 63 lower-case letters, digits or _`,
 				`cdc.yaml:7: pipelines[0].sinks[0].batch.max_events: must be greater than 0, got -1`,
 				`cdc.yaml:8: pipelines[1].name: duplicate pipeline name "a" (first at pipelines[0], line 2)`,
-				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace)`,
+				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace, backfill)`,
 				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic, postgres)`,
 			},
 		},

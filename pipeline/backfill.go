@@ -133,6 +133,7 @@ func (b *Backfill) Resume(ctx context.Context) error {
 // the backfill failed) and resumes, on whichever instance holds the slot,
 // from what the sink made durable. The sink stays held.
 func (b *Backfill) Abort(ctx context.Context) error {
+	b.r.bfGen.Add(1) // at once: a write waiting for the stream gives up
 	return b.control(ctx, &control{kind: controlAbort})
 }
 
@@ -274,7 +275,6 @@ func (r *runner) handle(ctx context.Context, c *control) {
 		c.epoch = r.bfGen.Load()
 		c.done <- nil
 	case controlAbort:
-		r.bfGen.Add(1)
 		if r.backfilling.Load() {
 			r.drop()
 		}

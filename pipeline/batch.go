@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/internal/retry"
@@ -75,6 +76,36 @@ func (r *runner) take(ctx context.Context, ch chunk) error {
 	return nil
 }
 
+// errAborted ends the write of a backfill's batch that the backfill
+// aborted: the sink drops it.
+var errAborted = errors.New("backfill aborted")
+
+// awaitFresh waits until the stream has heard from the server lately: an
+// instance cut off from PostgreSQL (a partition, a pause) may have lost the
+// slot to another instance, which delivers the same events; it must not
+// write a stale tail after them. It returns when the stream hears from the
+// server again, or drains on shutdown, or the connection is abandoned
+// (ctx), or the backfill of the batch is aborted.
+func (r *runner) awaitFresh(ctx context.Context) error {
+	if r.fresh == nil || r.fresh() {
+		return nil
+	}
+	r.log.Warn("the stream has not heard from PostgreSQL lately; the sink waits before writing (another instance may hold the slot now)")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !r.fresh() {
+		if r.fed() && r.batchGen != r.bfGen.Load() {
+			return errAborted
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // wantsLive reports whether a live event goes to the sink while a backfill
 // is involved: not when the backfill covers it.
 func (r *runner) wantsLive(ch chunk, e *cdc.Event) bool {
@@ -100,6 +131,9 @@ func (r *runner) add(e *cdc.Event) {
 	}
 	r.batch = append(r.batch, e)
 	r.batchBytes += e.Size()
+	if r.fed() {
+		r.batchGen = r.bfGen.Load()
+	}
 	r.batched.Store(int64(len(r.batch)))
 }
 
@@ -118,7 +152,9 @@ func (r *runner) flush(ctx context.Context) error {
 	if r.stopped.Load() {
 		return nil
 	}
-	return r.save(ctx)
+	// What is written is saved even if the connection is abandoned
+	// meanwhile: dropping the save would write it again.
+	return r.save(r.base)
 }
 
 // write delivers r.batch. On return without error every event of it is
@@ -127,6 +163,9 @@ func (r *runner) write(ctx context.Context) error {
 	delay := retry.Backoff{Min: r.retryMin, Max: r.retryMax}
 	events := r.batch
 	for len(events) > 0 {
+		if err := r.awaitFresh(ctx); err != nil {
+			return err
+		}
 		err := r.Sink.Write(ctx, cdc.Batch{Events: events})
 		if err == nil {
 			break

@@ -82,6 +82,11 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// QueueChunks is how many chunks may wait for each sink; default 64.
 	QueueChunks int
+	// Fence, when set, is how long the stream may go without hearing from
+	// the server before the sinks stop writing (the connection may be cut
+	// off, and the slot taken over by another instance); the replication
+	// timeout. 0 disables it.
+	Fence time.Duration
 	// ShutdownTimeout bounds a clean stop, from the end of Run's context to
 	// Run's return: the sinks' writes are cancelled when it is over, and a
 	// sink that has not flushed by then resumes from its checkpoint at the

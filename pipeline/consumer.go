@@ -16,6 +16,7 @@ var _ cdc.Consumer = (*Pipeline)(nil)
 // Open implements cdc.Consumer: it forgets the partial state of the previous
 // connection, reloads the checkpoints and re-attaches every sink.
 func (p *Pipeline) Open(ctx context.Context) error {
+	p.hear()
 	p.dec.Reset()
 	p.chunk = nil
 	p.inTx = false
@@ -48,6 +49,8 @@ func (p *Pipeline) Open(ctx context.Context) error {
 // Message implements cdc.Consumer: it decodes one pgoutput message and hands
 // the chunk to the sinks at a commit or when it is full.
 func (p *Pipeline) Message(ctx context.Context, data []byte) error {
+	p.hear()
+	defer p.hear() // a sink that held the stream back is no silence of the server's
 	m, err := p.dec.Decode(data)
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
@@ -79,6 +82,7 @@ func (p *Pipeline) Message(ctx context.Context, data []byte) error {
 
 // Keepalive implements cdc.Consumer.
 func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
+	p.hear()
 	if p.inTx {
 		return
 	}
@@ -130,6 +134,7 @@ func (p *Pipeline) Restart() <-chan struct{} { return p.restart }
 // for them to write it and save their checkpoints.
 func (p *Pipeline) Drain(ctx context.Context) error {
 	p.drained = true
+	p.draining.Store(true)
 	if len(p.chunk) > 0 {
 		// A transaction cut short by the shutdown: its first rows are
 		// valid positions and can be delivered and checkpointed.

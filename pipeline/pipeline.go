@@ -31,6 +31,8 @@ type Pipeline struct {
 	opened  bool
 	drained bool
 
+	heard    atomic.Int64 // when the stream last handed over something from the server, Unix nanoseconds
+	draining atomic.Bool  // Drain was called: the sinks write what they have, fresh or not
 	received atomic.Int64 // events decoded
 	skipped  atomic.Int64 // rows that were not events (tombstones, skipped, archived)
 }
@@ -82,6 +84,7 @@ func New(cfg Config) (*Pipeline, error) {
 			stall:       cfg.StallTimeout,
 			queue:       cfg.QueueChunks,
 			restart:     p.requestRestart,
+			fresh:       p.fresh,
 			log:         p.log.With("sink", sc.Name),
 		}))
 	}
@@ -182,6 +185,18 @@ func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 		return false
 	}
 }
+
+// fresh reports whether the stream heard from the server within the fence,
+// or drains.
+func (p *Pipeline) fresh() bool {
+	if p.cfg.Fence <= 0 || p.draining.Load() {
+		return true
+	}
+	return time.Since(time.Unix(0, p.heard.Load())) <= p.cfg.Fence
+}
+
+// hear records that the stream handed over something from the server.
+func (p *Pipeline) hear() { p.heard.Store(time.Now().UnixNano()) }
 
 // requestRestart asks the stream to re-read the slot from the confirmed
 // position. Runners call it when a detached sink has caught up.

@@ -28,6 +28,7 @@ type runnerConfig struct {
 	stall       time.Duration // how long enqueue waits for a sink that is not failing
 	queue       int           // chunks that may wait
 	restart     func()        // asks the stream to re-read the slot
+	fresh       func() bool   // the stream heard from the server lately (or drains); nil: always
 	log         *slog.Logger
 }
 
@@ -103,10 +104,12 @@ type runner struct {
 	resumeTimer   *time.Timer // retries reading the sink's own checkpoint
 	resumeArmed   bool        // resumeTimer is set
 	resumeDelay   retry.Backoff
-	persisted     persisted // the state the checkpoint row holds
-	catchUp       *catchUp  // taking the live stream up to a backfill's hand-off LSN
-	pendingBegin  *control  // the Begin waiting for the catch-up
-	handoff       *Handoff  // the filter of a finished backfill, until passed
+	persisted     persisted       // the state the checkpoint row holds
+	base          context.Context // the runner's context, which only its end cancels
+	batchGen      uint64          // the backfill generation of the batch's events
+	catchUp       *catchUp        // taking the live stream up to a backfill's hand-off LSN
+	pendingBegin  *control        // the Begin waiting for the catch-up
+	handoff       *Handoff        // the filter of a finished backfill, until passed
 }
 
 func newRunner(cfg runnerConfig) *runner {
@@ -339,6 +342,7 @@ func (r *runner) pending() int64 {
 // the runner drops what it holds and goes on with the next connection.
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
+	r.base = ctx
 	save := time.NewTicker(r.saveEvery)
 	defer save.Stop()
 	for {
@@ -396,6 +400,9 @@ func (r *runner) run(ctx context.Context) {
 		}
 		if err != nil && ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errAborted) {
+			r.drop()
 		}
 		if r.resuming.Load() && !r.resumeArmed {
 			r.resumeTimer.Reset(r.resumeDelay.Next())

@@ -383,6 +383,9 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 					}
 					return &fatalError{err}
 				}
+				// A sink that held the consumer back is no silence of the
+				// server's.
+				heard = time.Now()
 			}
 		case *pgproto3.ErrorResponse:
 			err := pgconn.ErrorResponseToPgError(msg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/assemble"
+	"github.com/martencdc/cdc/backfill"
 	"github.com/martencdc/cdc/checkpoint"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/decoder"
@@ -66,6 +67,25 @@ type Sink struct {
 	State cdc.SinkState `json:"state"`
 	Since time.Time     `json:"since,omitzero"`
 	Error string        `json:"error,omitempty"`
+	// Backfill is the sink's backfill in progress or last finished
+	// (source.start, start: beginning, cdc replay), if any.
+	Backfill *Backfill `json:"backfill,omitempty"`
+}
+
+// Backfill is a sink's backfill as cdc_backfills records it.
+type Backfill struct {
+	State      string    `json:"state"` // requested, running or done
+	From       string    `json:"from"`  // beginning, seq:N or time:T
+	Tenants    []string  `json:"tenants,omitempty"`
+	Done       int64     `json:"done"`  // events durable in the sink
+	Total      int64     `json:"total"` // events to deliver, as counted so far
+	Rate       float64   `json:"rate"`  // events per second lately
+	Segments   int       `json:"segments"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Instance   string    `json:"instance,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	HandOffLSN string    `json:"handoff_lsn,omitempty"` // the first snapshot's hand-off LSN
 }
 
 // Pipeline is the status of one pipeline; Error is set when some of it
@@ -132,6 +152,10 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 	if err != nil {
 		return fail(err)
 	}
+	backfills, err := backfill.NewStore(cpPool, pc.Checkpoints.Schema).Load(ctx, pc.Name)
+	if err != nil {
+		return fail(err)
+	}
 	var lags map[string]lag
 	var lagErr error
 	if slot.Exists && !slot.Active && !ps.Slot.Lost {
@@ -155,6 +179,13 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 		}
 		if ss.State == "" {
 			ss.State = cdc.SinkOK
+		}
+		if b := backfills[sc.Name]; b != nil {
+			ss.Backfill = &Backfill{State: string(b.State), From: b.Scope.From(), Tenants: b.Scope.Tenants, Done: b.Done, Total: b.Total,
+				Rate: b.Rate, Segments: len(b.Segments), Started: b.StartedAt, Finished: b.FinishedAt, Instance: b.Instance, Error: b.Error}
+			if len(b.Segments) > 0 {
+				ss.Backfill.HandOffLSN = b.Segments[0].Start.String()
+			}
 		}
 		if current > effective {
 			ss.LagBytes = int64(current - effective)

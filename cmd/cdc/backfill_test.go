@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc/internal/esfake"
@@ -51,33 +50,6 @@ func backfillConfig(t *testing.T, dir, start string, es *esfake.Server, extra st
 		t.Fatal(err)
 	}
 	return path
-}
-
-// slowAppend is a transaction that takes its seq_ids now and commits when
-// told: the gap Marten's daemon waits out.
-type slowAppend struct {
-	tx  pgx.Tx
-	ids []string
-}
-
-func beginSlowAppend(t *testing.T, pool *pgxpool.Pool) *slowAppend {
-	t.Helper()
-	tx, err := pool.Begin(t.Context())
-	mustDo(t, "begin", err)
-	st := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
-	stream := st.NewStreamID()
-	events := marten.SampleEvents(stream, "incident_logged", "incident_categorised")
-	_, _, err = marten.QuickAppend(t.Context(), tx, "helpdesk", stream, "incident", marten.DefaultTenantID, events)
-	mustDo(t, "append", err)
-	return &slowAppend{tx: tx, ids: marten.IDs(events)}
-}
-
-func (s *slowAppend) commit(t *testing.T, committed map[string]bool) {
-	t.Helper()
-	mustDo(t, "commit", s.tx.Commit(t.Context()))
-	for _, id := range s.ids {
-		committed[id] = true
-	}
 }
 
 // backfillState reads the state of the helpdesk pipeline's backfill of sink.
@@ -235,5 +207,150 @@ func TestStartBeginning(t *testing.T) {
 	checkExactlyOnce(t, pool, es, run.out, committed, rolledBack)
 	if !strings.Contains(run.stderr(), "backfill done") {
 		t.Errorf("no 'backfill done' log line")
+	}
+}
+
+// slowWriters keep a transaction open most of the time: each takes its
+// seq_ids, waits a few hundred milliseconds and commits, so that some take
+// their seq_ids before a backfill's snapshot and commit after it.
+func startSlowWriters(t *testing.T, pool *pgxpool.Pool, n int) *writers {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writers{committed: map[string]bool{}, rolledBack: map[string]bool{}, stop: cancel, errs: make(chan error, n)}
+	st := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
+	for i := range n {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for ctx.Err() == nil {
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					return
+				}
+				stream := st.NewStreamID()
+				events := marten.SampleEvents(stream, "incident_logged", "incident_categorised")
+				if _, _, err := marten.QuickAppend(ctx, tx, "helpdesk", stream, "incident", marten.DefaultTenantID, events); err != nil {
+					_ = tx.Rollback(context.Background())
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(150+100*i) * time.Millisecond):
+				}
+				if err := tx.Commit(context.Background()); err != nil {
+					w.errs <- err
+					return
+				}
+				w.mu.Lock()
+				for _, id := range marten.IDs(events) {
+					w.committed[id] = true
+				}
+				w.mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(w.halt)
+	return w
+}
+
+// crossings counts the events of the archive table the live stream
+// delivered (lsn at or after the hand-off) whose seq_id is below the largest
+// one the backfill delivered: transactions that took their seq_ids before
+// the snapshot and committed after it.
+func crossings(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	mustDo(t, "crossings", pool.QueryRow(t.Context(), `WITH h AS (SELECT (segments->0->>'start')::pg_lsn AS lsn FROM helpdesk.cdc_backfills WHERE sink = 'archive'),
+b AS (SELECT max(seq_id) AS seq FROM archive.events, h WHERE archive.events.lsn = h.lsn - 1)
+SELECT count(*) FROM archive.events e, h, b WHERE e.lsn >= h.lsn AND e.seq_id < b.seq`).Scan(&n))
+	return n
+}
+
+// TestReplayRunning: cdc replay against a running instance, while appends
+// go on (some holding their seq_ids across the snapshot): the instance
+// fills the sink with the history (which it never had: it started with
+// start: now), hands it back to the live stream, and the command shows it
+// and exits 0. The other sinks stream on meanwhile.
+func TestReplayRunning(t *testing.T) {
+	dsn, pool := martenStore(t)
+	es := esfake.New()
+	defer es.Close()
+	dir := t.TempDir()
+	env := []string{"CDC_TEST_DSN=" + dsn}
+
+	history := startWriters(t, pool, 2, 0)
+	pgtest.Eventually(t, 30*time.Second, func() bool { c, _ := history.snapshot(); return len(c) >= 300 }, "history")
+	old, _ := history.finish(t)
+
+	cfg := backfillConfig(t, dir, "now", es, "")
+	run := startStreaming(t, dir, "run", env, cfg, pool)
+	live := startWriters(t, pool, 2, 2*time.Millisecond)
+	slow := startSlowWriters(t, pool, 2)
+	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(run.out) >= 50 }, "live events flow")
+
+	before := countLines(run.out)
+	replay := startCDC(t, dir, "replay", env, "replay", "--config", cfg, "--sink", "archive", "--log-format", "json")
+	if code := replay.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("cdc replay exited %d:\n%s", code, replay.stderr())
+	}
+	if !strings.Contains(replay.stderr(), "handed to the running instance") || !strings.Contains(replay.stderr(), "done,") {
+		t.Errorf("cdc replay's output:\n%s", replay.stderr())
+	}
+	if countLines(run.out) <= before {
+		t.Errorf("the stdout sink delivered nothing during the replay")
+	}
+	committed, rolledBack := live.finish(t)
+	slowCommitted, _ := slow.finish(t)
+	for id := range slowCommitted {
+		committed[id] = true
+	}
+	all := map[string]bool{}
+	for id := range committed {
+		all[id] = true
+	}
+	for id := range old {
+		all[id] = true
+	}
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		var n int
+		_ = pool.QueryRow(t.Context(), `SELECT count(*) FROM archive.events`).Scan(&n)
+		return n >= len(all) && len(es.Docs("events")) >= len(committed) && allDelivered(t, committed, run.out)
+	}, "every sink caught up")
+	run.stopOK()
+
+	// archive: the history and everything live, once each.
+	var n, distinct int
+	mustDo(t, "archive", pool.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT id) FROM archive.events`).Scan(&n, &distinct))
+	if n != len(all) || distinct != n {
+		t.Fatalf("archive: %d rows (%d distinct), want %d", n, distinct, len(all))
+	}
+	rows, err := pool.Query(t.Context(), `SELECT id::text FROM archive.events`)
+	mustDo(t, "archive", err)
+	for rows.Next() {
+		var id string
+		mustDo(t, "scan", rows.Scan(&id))
+		if !all[id] || rolledBack[id] {
+			t.Fatalf("archive holds %s, which did not commit", id)
+		}
+	}
+	rows.Close()
+	if n := crossings(t, pool); n == 0 {
+		t.Errorf("no transaction took its seq_ids before the snapshot and committed after it: the test did not exercise the hand-off")
+	} else {
+		t.Logf("%d events took their seq_ids before the snapshot and committed after it", n)
+	}
+	// The other sinks: only what was appended after cdc started, once each.
+	seen := map[string]int{}
+	for _, d := range readOutput(t, run.out) {
+		seen[d.ID]++
+	}
+	for id := range committed {
+		if seen[id] != 1 {
+			t.Fatalf("stdout: %s delivered %d times", id, seen[id])
+		}
+	}
+	for id := range old {
+		if seen[id] != 0 {
+			t.Fatalf("stdout: history event %s delivered", id)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/martencdc/cdc"
@@ -81,6 +82,9 @@ func printStatus(w io.Writer, report []status.Pipeline) {
 			if ss.Error != "" {
 				fmt.Fprintf(w, "    %s\n", ss.Error)
 			}
+			if b := ss.Backfill; b != nil {
+				fmt.Fprintf(w, "    %s\n", backfillLine(b))
+			}
 		}
 	}
 }
@@ -91,4 +95,26 @@ func sinkState(ss status.Sink) string {
 		return string(ss.State)
 	}
 	return fmt.Sprintf("%s since %s (%s)", ss.State, ss.Since.Local().Format(time.DateTime), time.Since(ss.Since).Round(time.Second))
+}
+
+// backfillLine describes a sink's backfill in one line.
+func backfillLine(b *status.Backfill) string {
+	scope := b.From
+	if len(b.Tenants) > 0 {
+		scope += " tenants " + strings.Join(b.Tenants, ",")
+	}
+	switch b.State {
+	case "requested":
+		return fmt.Sprintf("backfill from %s: requested, waiting for the instance that holds the slot", scope)
+	case "done":
+		return fmt.Sprintf("backfill from %s: done at %s, %d events", scope, b.Finished.Local().Format(time.DateTime), b.Done)
+	}
+	line := fmt.Sprintf("backfill from %s: %d/%d events, %.0f/s, hand-off at %s", scope, b.Done, b.Total, b.Rate, b.HandOffLSN)
+	if b.Instance != "" {
+		line += ", by " + b.Instance
+	}
+	if b.Error != "" {
+		line += " (retrying: " + b.Error + ")"
+	}
+	return line
 }

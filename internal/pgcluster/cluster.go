@@ -131,8 +131,19 @@ type Cluster struct {
 	dataDir string
 	port    int
 	log     *slog.Logger
-	server  *server
 	dbSeq   atomic.Uint64
+
+	// What Restart needs to start the server again.
+	binDir   string
+	settings map[string]string // with the port
+	acct     *account
+
+	// mu guards the server's lifecycle: Crash, Restart and Stop hold it
+	// while they act, so they run one at a time.
+	mu      sync.Mutex
+	server  *server
+	down    bool // the server was stopped on purpose (Crash) and not restarted
+	removed bool // Stop ran: the directory is gone
 
 	stopOnce sync.Once
 	stopErr  error
@@ -213,7 +224,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, err
 	}
 
-	c = &Cluster{dir: dir, dataDir: dataDir, port: port, log: log, server: srv}
+	c = &Cluster{dir: dir, dataDir: dataDir, port: port, log: log, server: srv,
+		binDir: binDir, settings: settings, acct: acct}
 	log.Info("postgres started", "port", port, "dir", dir, "bin_dir", binDir, "wal_level", settings["wal_level"],
 		"initdb_duration", initialised.Round(time.Millisecond), "duration", time.Since(began).Round(time.Millisecond))
 	return c, nil
@@ -304,18 +316,24 @@ func (c *Cluster) LogPath() string { return filepath.Join(c.dir, logFile) }
 
 // Stop shuts the server down (fast shutdown; SIGKILL if it has not exited
 // after 15s) and removes the temporary directory. It is idempotent: later
-// calls return the first call's result.
+// calls return the first call's result. A server that [Cluster.Crash]
+// stopped and that was not restarted is not an error.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() { c.stopErr = c.stop() })
 	return c.stopErr
 }
 
 func (c *Cluster) stop() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removed = true
 	var errs []error
 	s := c.server
 	select {
 	case <-s.exited:
-		errs = append(errs, fmt.Errorf("postgres had already exited: %v; log:\n%s", s.waitErr, s.logTail()))
+		if !c.down {
+			errs = append(errs, fmt.Errorf("postgres had already exited: %v; log:\n%s", s.waitErr, s.logTail()))
+		}
 	default:
 		if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
 			errs = append(errs, fmt.Errorf("signal postgres to shut down: %w", err))

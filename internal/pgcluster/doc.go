@@ -30,6 +30,16 @@
 // processes that died without calling Stop are removed by later calls to
 // [Start].
 //
+// # Faults
+//
+// [Cluster.Crash] stops the server with an immediate shutdown (SIGQUIT to
+// the postmaster): open transactions are lost, clients see their
+// connections drop, and the next start runs crash recovery.
+// [Cluster.Restart] starts it again on the same port and data directory
+// with the same settings (after a fast shutdown if it is running), and
+// returns once it accepts connections. Server settings are given at start
+// through [Options].Settings and kept across restarts.
+//
 // # Concurrency
 //
 // A [Cluster]'s methods are safe for concurrent use. Each database method
