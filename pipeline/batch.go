@@ -22,9 +22,15 @@ func (r *runner) take(ctx context.Context, ch chunk) error {
 	}
 	if ch.backfill != r.backfilling.Load() {
 		// Live events while a backfill holds the sink (it reads them again
-		// once handed back), or pages of a backfill it has left.
+		// once handed back; its checkpoint it takes), or pages of a
+		// backfill it has left.
 		if !ch.backfill {
 			r.missed.Add(countEvents(c))
+			for i := range c {
+				if c[i].kind == itemFloor {
+					r.raiseFloor(&c[i])
+				}
+			}
 		}
 		return nil
 	}

@@ -175,9 +175,24 @@ func (r *runner) attach(ctx context.Context, cp cdc.Checkpoint, ok, first bool) 
 	r.resuming.Store(false)
 	r.missed.Store(0)
 	if ok || first {
+		if r.backfilling.Load() {
+			// A held sink takes no live event, but its checkpoint it
+			// must know: a backfill resumes from it.
+			return r.enqueueFloor(ctx, floorItem(cp))
+		}
 		return r.enqueue(ctx, []item{floorItem(cp)})
 	}
 	return nil
+}
+
+// enqueueFloor hands the runner a loaded checkpoint, held or not.
+func (r *runner) enqueueFloor(ctx context.Context, it item) error {
+	select {
+	case r.in <- chunk{epoch: r.currentEpoch(), items: []item{it}}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // attachUnresumed attaches a sink whose own checkpoint could not be read

@@ -14,6 +14,7 @@ import (
 
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
+	"github.com/martencdc/cdc/internal/pgcluster"
 	"github.com/martencdc/cdc/internal/pgtest"
 )
 
@@ -352,5 +353,285 @@ func TestReplayRunning(t *testing.T) {
 		if seen[id] != 0 {
 			t.Fatalf("stdout: history event %s delivered", id)
 		}
+	}
+}
+
+// archiveIDs returns the event ids in the archive table.
+func archiveIDs(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	rows, err := pool.Query(t.Context(), `SELECT id::text FROM archive.events`)
+	mustDo(t, "archive", err)
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		mustDo(t, "scan", rows.Scan(&id))
+		out[id]++
+	}
+	mustDo(t, "archive", rows.Err())
+	return out
+}
+
+// TestBackfillCrash: SIGKILL in the middle of a backfill, then a restart:
+// the backfill resumes from what each sink made durable, in a second
+// snapshot; nothing is lost, the Postgres sink applies every event once,
+// and the stdout sink repeats at most the pages it had not made durable.
+func TestBackfillCrash(t *testing.T) {
+	dsn, pool := martenStore(t)
+	es := esfake.New()
+	defer es.Close()
+	dir := t.TempDir()
+	env := []string{"CDC_TEST_DSN=" + dsn}
+	history := startWriters(t, pool, 2, 0)
+	pgtest.Eventually(t, 60*time.Second, func() bool { c, _ := history.snapshot(); return len(c) >= 4000 }, "history")
+	committed, _ := history.finish(t)
+
+	const page, inFlight = 50, 1
+	cfg := backfillConfig(t, dir, "beginning", es, "")
+	b, err := os.ReadFile(cfg)
+	mustDo(t, "config", err)
+	mustDo(t, "config", os.WriteFile(cfg, []byte(strings.Replace(string(b), "    status_interval: 200ms\n",
+		fmt.Sprintf("    status_interval: 200ms\n    backfill: {page_size: %d, pages_in_flight: %d}\n", page, inFlight), 1)), 0o600))
+
+	first := startCDC(t, dir, "first", env, "run", "--config", cfg)
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		var n int
+		_ = pool.QueryRow(t.Context(), `SELECT count(*) FROM archive.events`).Scan(&n)
+		return n >= 500
+	}, "the backfill is under way")
+	first.kill()
+	killedAt := len(archiveIDs(t, pool))
+	if killedAt >= len(committed) {
+		t.Fatalf("the backfill was done (%d events) before the kill", killedAt)
+	}
+	second := startCDC(t, dir, "second", env, "run", "--config", cfg)
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		return backfillState(t, pool, "out") == "done" && backfillState(t, pool, "archive") == "done" && backfillState(t, pool, "search") == "done"
+	}, "the backfills resume and finish")
+	waitAllSinks(t, pool, es, second.out, map[string]bool{})
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		return len(archiveIDs(t, pool)) >= len(committed) && len(es.Docs("events")) >= len(committed)
+	}, "every event archived and indexed")
+	second.stopOK()
+
+	for id, n := range archiveIDs(t, pool) {
+		if n != 1 || !committed[id] {
+			t.Fatalf("archive: event %s %d times (committed %v)", id, n, committed[id])
+		}
+	}
+	if n := len(archiveIDs(t, pool)); n != len(committed) {
+		t.Fatalf("archive: %d events, want %d", n, len(committed))
+	}
+	seen := map[string]int{}
+	for _, f := range []string{first.out, second.out} {
+		for _, d := range readOutput(t, f) {
+			seen[d.ID]++
+		}
+	}
+	dups := 0
+	for id := range committed {
+		switch n := seen[id]; {
+		case n == 0:
+			t.Fatalf("stdout: event %s missing", id)
+		case n > 1:
+			dups += n - 1
+		}
+	}
+	// What the stdout sink repeats is what it had not made durable: at
+	// most the pages in flight, and the one being read.
+	if dups > page*(inFlight+1) {
+		t.Fatalf("stdout: %d events delivered twice: more than the pages in flight", dups)
+	}
+	var segments int
+	mustDo(t, "segments", pool.QueryRow(t.Context(), `SELECT jsonb_array_length(segments) FROM helpdesk.cdc_backfills WHERE sink = 'archive'`).Scan(&segments))
+	if segments != 2 {
+		t.Errorf("archive's backfill read %d snapshots, want 2 (before and after the kill)", segments)
+	}
+	t.Logf("killed with %d of %d events archived; stdout repeated %d", killedAt, len(committed), dups)
+}
+
+// TestReplayWithoutInstance: with no cdc run, cdc replay runs the pipeline
+// itself until the sink is back on the live stream, then exits 0; it
+// narrows to --from seq:N, and the sinks get what was appended while
+// nothing ran, once.
+func TestReplayWithoutInstance(t *testing.T) {
+	dsn, pool := martenStore(t)
+	es := esfake.New()
+	defer es.Close()
+	dir := t.TempDir()
+	env := []string{"CDC_TEST_DSN=" + dsn}
+
+	cfg := backfillConfig(t, dir, "now", es, "")
+	run := startStreaming(t, dir, "run", env, cfg, pool)
+	w := startWriters(t, pool, 2, time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { c, _ := w.snapshot(); return len(c) >= 300 }, "appends")
+	live, _ := w.finish(t)
+	waitAllSinks(t, pool, es, run.out, live)
+	run.stopOK()
+
+	// Appended while nothing runs: the slot keeps them.
+	w = startWriters(t, pool, 2, time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { c, _ := w.snapshot(); return len(c) >= 200 }, "appends while stopped")
+	pending, _ := w.finish(t)
+
+	var from int64
+	mustDo(t, "seq", pool.QueryRow(t.Context(), `SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY seq_id) FROM helpdesk.mt_events`).Scan(&from))
+	replay := startCDC(t, dir, "replay", env, "replay", "--config", cfg, "--sink", "archive", "--from", fmt.Sprintf("seq:%d", from))
+	if code := replay.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("cdc replay exited %d:\n%s", code, replay.stderr())
+	}
+	if !strings.Contains(replay.stderr(), "no instance runs pipeline helpdesk") || !strings.Contains(replay.stderr(), "done,") {
+		t.Errorf("cdc replay's output:\n%s", replay.stderr())
+	}
+	all := map[string]bool{}
+	for id := range live {
+		all[id] = true
+	}
+	for id := range pending {
+		all[id] = true
+	}
+	got := archiveIDs(t, pool)
+	for id := range all {
+		if got[id] != 1 {
+			t.Fatalf("archive: event %s %d times", id, got[id])
+		}
+	}
+	if len(got) != len(all) {
+		t.Fatalf("archive: %d events, want %d", len(got), len(all))
+	}
+	// The replay delivered the events from seq_id N again: stdout got the
+	// pending ones (the command ran the pipeline), once.
+	seen := map[string]int{}
+	for _, d := range readOutput(t, replay.out) {
+		seen[d.ID]++
+	}
+	for id := range pending {
+		if seen[id] > 1 {
+			t.Fatalf("stdout: pending event %s delivered %d times", id, seen[id])
+		}
+	}
+	// A cdc run afterwards goes on from there: no backfill again.
+	again := startStreaming(t, dir, "again", env, cfg, pool)
+	again.stopOK()
+	if strings.Contains(again.stderr(), "backfill: reading") {
+		t.Errorf("the next cdc run backfilled again:\n%s", again.stderr())
+	}
+}
+
+// TestReplayTenantPartitioned: under Marten 9 per-tenant partitioning,
+// where every tenant has its own seq_ids, cdc replay --tenant T --from
+// seq:N delivers exactly tenant T's events from its seq_id N (not another
+// tenant's with the same seq_ids), while the sink keeps the live stream.
+func TestReplayTenantPartitioned(t *testing.T) {
+	dsn := pgtest.NewMartenDatabaseLayout(t, pg, marten.LayoutConjoinedPartitioned, "helpdesk")
+	pool := storePool(t, dsn)
+	st := marten.Store{Layout: marten.LayoutConjoinedPartitioned, Schema: "helpdesk"}
+	for _, tenant := range []string{"acme", "globex"} {
+		mustDo(t, "tenant", st.AddTenant(t.Context(), pool, tenant))
+	}
+	appendSome := func(n int) {
+		for i := range n {
+			tenant := []string{"acme", "globex"}[i%2]
+			stream := st.NewStreamID()
+			_, _, err := st.QuickAppend(t.Context(), pool, stream, "incident", tenant, marten.SampleEvents(stream, "incident_logged", "incident_closed"))
+			mustDo(t, "append", err)
+		}
+	}
+	appendSome(40) // history: seq_ids 1..40 in each tenant
+	es := esfake.New()
+	defer es.Close()
+	dir := t.TempDir()
+	env := []string{"CDC_TEST_DSN=" + dsn}
+	cfg := backfillConfig(t, dir, "now", es, "")
+	run := startStreaming(t, dir, "run", env, cfg, pool)
+	appendSome(10) // live
+	replay := startCDC(t, dir, "replay", env, "replay", "--config", cfg, "--sink", "archive", "--from", "seq:11", "--tenant", "acme")
+	if code := replay.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("cdc replay exited %d:\n%s", code, replay.stderr())
+	}
+	appendSome(10) // live, after the replay
+
+	want := map[string]bool{}
+	rows, err := pool.Query(t.Context(), `SELECT id::text, tenant_id, seq_id, seq_id > (SELECT max(seq_id) FROM helpdesk.mt_events e2 WHERE e2.tenant_id = e.tenant_id) - 0
+FROM helpdesk.mt_events e`)
+	mustDo(t, "events", err)
+	type ev struct {
+		tenant string
+		seq    int64
+	}
+	events := map[string]ev{}
+	for rows.Next() {
+		var id, tenant string
+		var seq int64
+		var ignored bool
+		mustDo(t, "scan", rows.Scan(&id, &tenant, &seq, &ignored))
+		events[id] = ev{tenant, seq}
+	}
+	rows.Close()
+	// Live: the events appended after cdc started (seq_ids above the 40
+	// events of history per tenant); replayed: acme's from seq_id 11.
+	for id, e := range events {
+		if e.seq > 40 || e.tenant == "acme" && e.seq >= 11 {
+			want[id] = true
+		}
+	}
+	pgtest.Eventually(t, 60*time.Second, func() bool { return len(archiveIDs(t, pool)) >= len(want) }, "archive caught up")
+	run.stopOK()
+	got := archiveIDs(t, pool)
+	for id := range want {
+		if got[id] != 1 {
+			t.Fatalf("archive: event %s (tenant %s, seq %d) %d times", id, events[id].tenant, events[id].seq, got[id])
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			t.Fatalf("archive: event %s (tenant %s, seq %d) delivered, outside the replay and the live stream", id, events[id].tenant, events[id].seq)
+		}
+	}
+}
+
+// TestLostSlot: a slot whose WAL PostgreSQL removed (max_slot_wal_keep_size)
+// is said to be lost in one line, with the recovery, by cdc run (which
+// stops instead of retrying in a loop), and by cdc status.
+func TestLostSlot(t *testing.T) {
+	cluster, err := pgcluster.Start(t.Context(), pgcluster.Options{Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	mustDo(t, "start a cluster", err)
+	t.Cleanup(func() { _ = cluster.Stop() })
+	dsn := pgtest.NewMartenDatabase(t, cluster, "helpdesk")
+	pool := storePool(t, dsn)
+	dir := t.TempDir()
+	env := []string{"CDC_TEST_DSN=" + dsn}
+	cfg := writeConfig(t, dir, "")
+	run := startStreaming(t, dir, "run", env, cfg, pool)
+	run.stopOK()
+
+	// Write more WAL than the slot may keep while nothing reads it.
+	mustDo(t, "junk", func() error {
+		_, err := pool.Exec(t.Context(), `CREATE TABLE junk (x text)`)
+		return err
+	}())
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		for _, sql := range []string{`INSERT INTO junk SELECT repeat('x', 1000) FROM generate_series(1, 5000)`, `SELECT pg_switch_wal()`, `CHECKPOINT`} {
+			if _, err := pool.Exec(t.Context(), sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var status string
+		_ = pool.QueryRow(t.Context(), `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cdc_helpdesk'`).Scan(&status)
+		return status == "lost"
+	}, "the slot is lost")
+
+	again := startCDC(t, dir, "again", env, "run", "--config", cfg)
+	if code := again.wait(time.Minute); code != 1 {
+		t.Fatalf("cdc run on a lost slot exited %d, want 1:\n%s", code, again.stderr())
+	}
+	for _, want := range []string{"cdc_helpdesk is lost", "cdc teardown", "source.start: beginning", "cdc replay"} {
+		if !strings.Contains(again.stderr(), want) {
+			t.Errorf("cdc run's error lacks %q:\n%s", want, again.stderr())
+		}
+	}
+	code, out, errOut := runInProcess(t, map[string]string{"CDC_TEST_DSN": dsn}, "status", "--config", cfg)
+	if !strings.Contains(out, "LOST") || !strings.Contains(out, "unknown events") {
+		t.Errorf("status (exit %d):\n%s%s", code, out, errOut)
 	}
 }
