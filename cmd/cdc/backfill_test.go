@@ -630,6 +630,10 @@ func TestLostSlot(t *testing.T) {
 			t.Errorf("cdc run's error lacks %q:\n%s", want, again.stderr())
 		}
 	}
+	code, _, errOut := runInProcess(t, map[string]string{"CDC_TEST_DSN": dsn}, "validate", "--config", cfg)
+	if code != 1 || !strings.Contains(errOut, "cdc_helpdesk is lost") {
+		t.Errorf("validate on a lost slot: exit %d\n%s", code, errOut)
+	}
 	code, out, errOut := runInProcess(t, map[string]string{"CDC_TEST_DSN": dsn}, "status", "--config", cfg)
 	if !strings.Contains(out, "LOST") || !strings.Contains(out, "unknown events") {
 		t.Errorf("status (exit %d):\n%s%s", code, out, errOut)
