@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +14,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgcluster"
 	"github.com/martencdc/cdc/internal/pgtest"
+	"github.com/martencdc/cdc/status"
 )
 
 // backfillConfig writes a configuration with source.start set to start and
@@ -266,12 +270,20 @@ SELECT count(*) FROM archive.events e, h, b WHERE e.lsn >= h.lsn AND e.seq_id < 
 	return n
 }
 
-// TestReplayRunning: cdc replay against a running instance, while appends
-// go on (some holding their seq_ids across the snapshot): the instance
-// fills the sink with the history (which it never had: it started with
-// start: now), hands it back to the live stream, and the command shows it
-// and exits 0. The other sinks stream on meanwhile.
+// TestReplayRunning: cdc replay of a Postgres and of an Elasticsearch sink
+// against a running instance, while appends go on (some holding their
+// seq_ids across the snapshot): the instance fills the sink with the
+// history (which it never had: it started with start: now), hands it back
+// to the live stream, and the command shows it and exits 0; the sink then
+// holds every committed event once. The other sinks stream on meanwhile,
+// and the metrics count the replayed events.
 func TestReplayRunning(t *testing.T) {
+	for _, sink := range []string{"archive", "search"} {
+		t.Run(sink, func(t *testing.T) { testReplayRunning(t, sink) })
+	}
+}
+
+func testReplayRunning(t *testing.T, sink string) {
 	dsn, pool := martenStore(t)
 	es := esfake.New()
 	defer es.Close()
@@ -283,13 +295,14 @@ func TestReplayRunning(t *testing.T) {
 	old, _ := history.finish(t)
 
 	cfg := backfillConfig(t, dir, "now", es, "")
-	run := startStreaming(t, dir, "run", env, cfg, pool)
+	run := startCDC(t, dir, "run", env, "run", "--config", cfg, "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
+	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "run streams")
 	live := startWriters(t, pool, 2, 2*time.Millisecond)
 	slow := startSlowWriters(t, pool, 2)
 	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(run.out) >= 50 }, "live events flow")
 
 	before := countLines(run.out)
-	replay := startCDC(t, dir, "replay", env, "replay", "--config", cfg, "--sink", "archive", "--log-format", "json")
+	replay := startCDC(t, dir, "replay", env, "replay", "--config", cfg, "--sink", sink, "--log-format", "json")
 	if code := replay.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("cdc replay exited %d:\n%s", code, replay.stderr())
 	}
@@ -311,34 +324,60 @@ func TestReplayRunning(t *testing.T) {
 	for id := range old {
 		all[id] = true
 	}
-	pgtest.Eventually(t, 60*time.Second, func() bool {
-		var n int
-		_ = pool.QueryRow(t.Context(), `SELECT count(*) FROM archive.events`).Scan(&n)
-		return n >= len(all) && len(es.Docs("events")) >= len(committed) && allDelivered(t, committed, run.out)
-	}, "every sink caught up")
-	run.stopOK()
-
-	// archive: the history and everything live, once each.
-	var n, distinct int
-	mustDo(t, "archive", pool.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT id) FROM archive.events`).Scan(&n, &distinct))
-	if n != len(all) || distinct != n {
-		t.Fatalf("archive: %d rows (%d distinct), want %d", n, distinct, len(all))
+	held := func() map[string]int {
+		if sink == "archive" {
+			return archiveIDs(t, pool)
+		}
+		out := map[string]int{}
+		for id := range es.Docs("events") {
+			out[id]++
+		}
+		return out
 	}
-	rows, err := pool.Query(t.Context(), `SELECT id::text FROM archive.events`)
-	mustDo(t, "archive", err)
-	for rows.Next() {
-		var id string
-		mustDo(t, "scan", rows.Scan(&id))
-		if !all[id] || rolledBack[id] {
-			t.Fatalf("archive holds %s, which did not commit", id)
+	pgtest.Eventually(t, 60*time.Second, func() bool {
+		return len(held()) >= len(all) && allDelivered(t, committed, run.out)
+	}, "the replayed sink and stdout caught up")
+
+	// The replayed sink: the history and everything live, once each.
+	got := held()
+	for id := range all {
+		if got[id] != 1 {
+			t.Fatalf("%s: event %s held %d times", sink, id, got[id])
 		}
 	}
-	rows.Close()
-	if n := crossings(t, pool); n == 0 {
-		t.Errorf("no transaction took its seq_ids before the snapshot and committed after it: the test did not exercise the hand-off")
-	} else {
-		t.Logf("%d events took their seq_ids before the snapshot and committed after it", n)
+	for id := range got {
+		if !all[id] || rolledBack[id] {
+			t.Fatalf("%s holds %s, which did not commit", sink, id)
+		}
 	}
+	if sink == "archive" {
+		if n := crossings(t, pool); n == 0 {
+			t.Errorf("no transaction took its seq_ids before the snapshot and committed after it: the test did not exercise the hand-off")
+		} else {
+			t.Logf("%d events took their seq_ids before the snapshot and committed after it", n)
+		}
+	}
+	// The metrics counted the replayed events: the history and what was
+	// committed before the hand-off.
+	addr := ""
+	for _, line := range strings.Split(run.stderr(), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics" {
+			addr = l.Addr
+		}
+	}
+	var done int64
+	mustDo(t, "backfill", pool.QueryRow(t.Context(), `SELECT done_events FROM helpdesk.cdc_backfills WHERE sink = $1`, sink).Scan(&done))
+	resp, err := http.Get("http://" + addr + "/metrics")
+	mustDo(t, "metrics", err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`cdc_replay_events_total{pipeline="helpdesk",sink=%q} %d`, sink, done)
+	if done < int64(len(old)) || !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s (history %d)", want, len(old))
+	}
+	run.stopOK()
+
 	// The other sinks: only what was appended after cdc started, once each.
 	seen := map[string]int{}
 	for _, d := range readOutput(t, run.out) {
@@ -401,6 +440,22 @@ func TestBackfillCrash(t *testing.T) {
 	}, "the backfill is under way")
 	first.kill()
 	killedAt := len(archiveIDs(t, pool))
+	// cdc status shows the backfill in progress, from the tables.
+	_, out, _ := runInProcess(t, map[string]string{"CDC_TEST_DSN": dsn}, "status", "--config", cfg, "--json")
+	var st struct{ Pipelines []status.Pipeline }
+	mustDo(t, "status --json", json.Unmarshal([]byte(out), &st))
+	for _, sk := range st.Pipelines[0].Sinks {
+		if sk.Name != "archive" {
+			continue
+		}
+		if b := sk.Backfill; b == nil || b.State != "running" || b.From != "beginning" || b.Total != int64(len(committed)) || b.Segments != 1 || sk.State != cdc.SinkBackfilling {
+			t.Errorf("status of the archive sink while it backfills: %+v %+v", sk, sk.Backfill)
+		}
+	}
+	_, out, _ = runInProcess(t, map[string]string{"CDC_TEST_DSN": dsn}, "status", "--config", cfg)
+	if !strings.Contains(out, "sink archive (postgres): backfilling") || !strings.Contains(out, "backfill from beginning: ") {
+		t.Errorf("status while backfilling:\n%s", out)
+	}
 	if killedAt >= len(committed) {
 		t.Fatalf("the backfill was done (%d events) before the kill", killedAt)
 	}
