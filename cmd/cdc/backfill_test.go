@@ -694,3 +694,74 @@ func TestLostSlot(t *testing.T) {
 		t.Errorf("status (exit %d):\n%s%s", code, out, errOut)
 	}
 }
+
+// TestBackfillLayouts: source.start: beginning under archived-stream
+// partitioning (archiving moves rows: in the table each event is there
+// once, the live stream sees copies that are not events) and string stream
+// ids in a named schema, with every write path before and while cdc runs:
+// the sinks hold every event of mt_events once.
+func TestBackfillLayouts(t *testing.T) {
+	for _, layout := range []marten.Layout{marten.LayoutArchivedPartitioned, marten.LayoutStringIDs} {
+		t.Run(layout.String(), func(t *testing.T) {
+			dsn := pgtest.NewMartenDatabaseLayout(t, pg, layout, "helpdesk")
+			pool := storePool(t, dsn)
+			st := marten.Store{Layout: layout, Schema: "helpdesk"}
+			history, _, err := st.Exercise(t.Context(), pool, marten.DefaultTenantID, 3, 20)
+			mustDo(t, "history", err)
+			var archived []string
+			for range 2 {
+				id := st.NewStreamID()
+				_, _, err = st.QuickAppend(t.Context(), pool, id, "incident", marten.DefaultTenantID, marten.SampleEvents(id, "incident_logged", "incident_closed"))
+				mustDo(t, "append", err)
+				archived = append(archived, id)
+			}
+			mustDo(t, "archive", st.ArchiveStream(t.Context(), pool, archived[0], marten.DefaultTenantID))
+
+			es := esfake.New()
+			defer es.Close()
+			dir := t.TempDir()
+			env := []string{"CDC_TEST_DSN=" + dsn}
+			cfg := backfillConfig(t, dir, "beginning", es, "")
+			run := startStreaming(t, dir, "run", env, cfg, pool)
+			live, _, err := st.Exercise(t.Context(), pool, marten.DefaultTenantID, 2, 10)
+			mustDo(t, "live", err)
+			// Archiving while cdc runs: the live stream sees the copies.
+			mustDo(t, "archive", st.ArchiveStream(t.Context(), pool, archived[1], marten.DefaultTenantID))
+
+			want := map[string]bool{}
+			rows, err := pool.Query(t.Context(), `SELECT id::text FROM helpdesk.mt_events WHERE type <> 'tombstone'`)
+			mustDo(t, "events", err)
+			for rows.Next() {
+				var id string
+				mustDo(t, "scan", rows.Scan(&id))
+				want[id] = true
+			}
+			rows.Close()
+			if len(want) < len(history)+len(live) {
+				t.Fatalf("mt_events has %d events, exercised %d", len(want), len(history)+len(live))
+			}
+			pgtest.Eventually(t, 60*time.Second, func() bool {
+				return len(archiveIDs(t, pool)) >= len(want) && len(es.Docs("events")) >= len(want) && allDelivered(t, want, run.out)
+			}, "every sink holds every event")
+			run.stopOK()
+			got := archiveIDs(t, pool)
+			for id := range want {
+				if got[id] != 1 {
+					t.Fatalf("archive: event %s %d times", id, got[id])
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("archive: %d events, mt_events %d", len(got), len(want))
+			}
+			seen := map[string]int{}
+			for _, d := range readOutput(t, run.out) {
+				seen[d.ID]++
+			}
+			for id := range want {
+				if seen[id] != 1 {
+					t.Fatalf("stdout: event %s %d times", id, seen[id])
+				}
+			}
+		})
+	}
+}
