@@ -312,7 +312,7 @@ func testReplayRunning(t *testing.T, sink string) {
 	if countLines(run.out) <= before {
 		t.Errorf("the stdout sink delivered nothing during the replay")
 	}
-	committed, rolledBack := live.finish(t)
+	committed, _ := live.finish(t)
 	slowCommitted, _ := slow.finish(t)
 	for id := range slowCommitted {
 		committed[id] = true
@@ -339,17 +339,7 @@ func testReplayRunning(t *testing.T, sink string) {
 	}, "the replayed sink and stdout caught up")
 
 	// The replayed sink: the history and everything live, once each.
-	got := held()
-	for id := range all {
-		if got[id] != 1 {
-			t.Fatalf("%s: event %s held %d times", sink, id, got[id])
-		}
-	}
-	for id := range got {
-		if !all[id] || rolledBack[id] {
-			t.Fatalf("%s holds %s, which did not commit", sink, id)
-		}
-	}
+	checkOnce(t, sink, held(), all)
 	if sink == "archive" {
 		if n := crossings(t, pool); n == 0 {
 			t.Errorf("no transaction took its seq_ids before the snapshot and committed after it: the test did not exercise the hand-off")
@@ -379,20 +369,33 @@ func testReplayRunning(t *testing.T, sink string) {
 	run.stopOK()
 
 	// The other sinks: only what was appended after cdc started, once each.
+	checkOnce(t, "stdout", deliveries(t, run.out), committed)
+}
+
+// checkOnce fails unless got holds every event of want once, and nothing
+// else.
+func checkOnce(t *testing.T, what string, got map[string]int, want map[string]bool) {
+	t.Helper()
+	for id := range want {
+		if got[id] != 1 {
+			t.Fatalf("%s: event %s held %d times", what, id, got[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d events, want %d", what, len(got), len(want))
+	}
+}
+
+// deliveries counts the lines of each event id in stdout sink outputs.
+func deliveries(t *testing.T, files ...string) map[string]int {
+	t.Helper()
 	seen := map[string]int{}
-	for _, d := range readOutput(t, run.out) {
-		seen[d.ID]++
-	}
-	for id := range committed {
-		if seen[id] != 1 {
-			t.Fatalf("stdout: %s delivered %d times", id, seen[id])
+	for _, f := range files {
+		for _, d := range readOutput(t, f) {
+			seen[d.ID]++
 		}
 	}
-	for id := range old {
-		if seen[id] != 0 {
-			t.Fatalf("stdout: history event %s delivered", id)
-		}
-	}
+	return seen
 }
 
 // archiveIDs returns the event ids in the archive table.
@@ -469,20 +472,8 @@ func TestBackfillCrash(t *testing.T) {
 	}, "every event archived and indexed")
 	second.stopOK()
 
-	for id, n := range archiveIDs(t, pool) {
-		if n != 1 || !committed[id] {
-			t.Fatalf("archive: event %s %d times (committed %v)", id, n, committed[id])
-		}
-	}
-	if n := len(archiveIDs(t, pool)); n != len(committed) {
-		t.Fatalf("archive: %d events, want %d", n, len(committed))
-	}
-	seen := map[string]int{}
-	for _, f := range []string{first.out, second.out} {
-		for _, d := range readOutput(t, f) {
-			seen[d.ID]++
-		}
-	}
+	checkOnce(t, "archive", archiveIDs(t, pool), committed)
+	seen := deliveries(t, first.out, second.out)
 	dups := 0
 	for id := range committed {
 		switch n := seen[id]; {
@@ -545,21 +536,10 @@ func TestReplayWithoutInstance(t *testing.T) {
 	for id := range pending {
 		all[id] = true
 	}
-	got := archiveIDs(t, pool)
-	for id := range all {
-		if got[id] != 1 {
-			t.Fatalf("archive: event %s %d times", id, got[id])
-		}
-	}
-	if len(got) != len(all) {
-		t.Fatalf("archive: %d events, want %d", len(got), len(all))
-	}
+	checkOnce(t, "archive", archiveIDs(t, pool), all)
 	// The replay delivered the events from seq_id N again: stdout got the
 	// pending ones (the command ran the pipeline), once.
-	seen := map[string]int{}
-	for _, d := range readOutput(t, replay.out) {
-		seen[d.ID]++
-	}
+	seen := deliveries(t, replay.out)
 	for id := range pending {
 		if seen[id] > 1 {
 			t.Fatalf("stdout: pending event %s delivered %d times", id, seen[id])
@@ -744,24 +724,8 @@ func TestBackfillLayouts(t *testing.T) {
 				return len(archiveIDs(t, pool)) >= len(want) && len(es.Docs("events")) >= len(want) && allDelivered(t, want, run.out)
 			}, "every sink holds every event")
 			run.stopOK()
-			got := archiveIDs(t, pool)
-			for id := range want {
-				if got[id] != 1 {
-					t.Fatalf("archive: event %s %d times", id, got[id])
-				}
-			}
-			if len(got) != len(want) {
-				t.Fatalf("archive: %d events, mt_events %d", len(got), len(want))
-			}
-			seen := map[string]int{}
-			for _, d := range readOutput(t, run.out) {
-				seen[d.ID]++
-			}
-			for id := range want {
-				if seen[id] != 1 {
-					t.Fatalf("stdout: event %s %d times", id, seen[id])
-				}
-			}
+			checkOnce(t, "archive", archiveIDs(t, pool), want)
+			checkOnce(t, "stdout", deliveries(t, run.out), want)
 		})
 	}
 }
