@@ -151,13 +151,11 @@ func (b *Backfill) Feed(ctx context.Context, events []*cdc.Event) error {
 		items[i] = item{kind: itemEvent, pos: e.Position(), event: e}
 	}
 	b.r.queued.Add(int64(len(items)))
-	select {
-	case b.r.in <- chunk{epoch: b.epoch, items: items, backfill: true}:
-		return nil
-	case <-ctx.Done():
+	if err := b.r.send(ctx, chunk{epoch: b.epoch, items: items, backfill: true}); err != nil {
 		b.r.queued.Add(-int64(len(items)))
-		return ctx.Err()
+		return err
 	}
+	return nil
 }
 
 // Stopped reports whether the sink stopped on an event its target rejected
@@ -179,12 +177,12 @@ func (b *Backfill) Finish(ctx context.Context, h *Handoff) error {
 // be done.
 func (b *Backfill) control(ctx context.Context, c *control) error {
 	c.done = make(chan error, 1)
-	select {
-	case b.r.in <- chunk{control: c}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := b.r.send(ctx, chunk{control: c}); err != nil {
+		return err
 	}
 	select {
+	case <-b.r.done:
+		return errClosed
 	case err := <-c.done:
 		if err == nil && (c.kind == controlBegin || c.kind == controlResume) {
 			b.epoch = c.epoch

@@ -674,3 +674,40 @@ func restartingReplay(msgs [][]byte, end cdc.LSN) sourceFunc {
 		}
 	}
 }
+
+// TestBackfillAfterShutdown: a backfill that asks the sink something after
+// the pipeline stopped gets an error, not a panic.
+func TestBackfillAfterShutdown(t *testing.T) {
+	msgs := readCapture(t, capture)
+	_, lastEnd := decodeCapture(t, msgs)
+	p, err := pipeline.New(pipeline.Config{
+		Name: "core", Checkpoints: &memCheckpoints{}, Logger: testLogger(t),
+		Sinks: []pipeline.SinkConfig{{Name: "bf", Sink: &recorder{}, Backfill: &pipeline.BackfillState{Held: true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Backfill("bf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, restartingReplay(msgs, lastEnd)) }()
+	if err := b.Hold(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"Abort":  func() error { return b.Abort(t.Context()) },
+		"Feed":   func() error { return b.Feed(t.Context(), nil) },
+		"Resume": func() error { return b.Resume(t.Context()) },
+	} {
+		if err := call(); err == nil {
+			t.Errorf("%s after the shutdown: no error", name)
+		}
+	}
+}

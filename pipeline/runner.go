@@ -56,6 +56,8 @@ type runner struct {
 
 	in        chan chunk
 	closeOnce sync.Once
+	closing   chan struct{} // closed by closeInput before in
+	senders   sync.RWMutex  // held for reading by senders other than the stream goroutine
 	done      chan struct{}
 	finalErr  error // set before done is closed
 
@@ -122,6 +124,7 @@ func newRunner(cfg runnerConfig) *runner {
 		name:         cfg.Name,
 		policy:       cfg.Batch.WithDefaults(),
 		in:           make(chan chunk, cfg.queue),
+		closing:      make(chan struct{}),
 		done:         make(chan struct{}),
 		timer:        t,
 		resumeTimer:  rt,
@@ -270,7 +273,36 @@ func (r *runner) detach() {
 // closeInput tells the runner nothing more comes: it writes what it holds,
 // saves its checkpoint and ends.
 func (r *runner) closeInput() {
-	r.closeOnce.Do(func() { close(r.in) })
+	r.closeOnce.Do(func() {
+		close(r.closing)
+		r.senders.Lock() // wait for the other senders to give up
+		close(r.in)
+		r.senders.Unlock()
+	})
+}
+
+// errClosed is returned to a backfill that hands the runner something
+// after its input was closed (shutdown).
+var errClosed = errors.New("the sink is shutting down")
+
+// send hands the runner a chunk from a goroutine other than the stream's
+// (a backfill), unless its input is closed or ctx ends.
+func (r *runner) send(ctx context.Context, c chunk) error {
+	r.senders.RLock()
+	defer r.senders.RUnlock()
+	select {
+	case <-r.closing:
+		return errClosed
+	default:
+	}
+	select {
+	case r.in <- c:
+		return nil
+	case <-r.closing:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // wait waits for the runner to end after closeInput and returns the error
