@@ -1,6 +1,9 @@
 package cdc
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Consumer receives the pgoutput stream of a replication slot: package
 // replication calls it, package pipeline implements it. The stream calls
@@ -17,6 +20,11 @@ type Consumer interface {
 	// Keepalive reports the server's WAL end from a keepalive message: every
 	// transaction committed before it has been handed to Message.
 	Keepalive(walEnd LSN)
+	// Heard reports the server's clock when it sent the message the stream
+	// is about to hand over (Message or Keepalive): data the process read
+	// long after it was sent (it was paused, or its host frozen) is told
+	// from fresh data this way, not by when it was read.
+	Heard(sent time.Time)
 	// Confirmable returns the LSN up to which the slot may confirm: every
 	// transaction ending at or before it is durably handled.
 	Confirmable() LSN

@@ -353,6 +353,14 @@ func (p *Pipeline) timeout() time.Duration {
 	return config.DefaultTimeout
 }
 
+// Resumed tells the pipeline the process was paused and resumed (SIGCONT):
+// its sinks write nothing until the stream has connected again, which it
+// does at once.
+func (p *Pipeline) Resumed() {
+	p.pipeline.Suspect()
+	p.stream.Resync()
+}
+
 // Slot reads the state of the pipeline's replication slot.
 func (p *Pipeline) Slot(ctx context.Context) (replication.SlotState, error) {
 	return replication.Slot(ctx, p.pools.src, p.cfg.Source.Slot)

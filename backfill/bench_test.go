@@ -122,6 +122,7 @@ func (c *insertCounter) Confirmable() cdc.LSN        { return 0 }
 func (c *insertCounter) Restart() <-chan struct{}    { return c.restart }
 func (c *insertCounter) Drain(context.Context) error { return nil }
 func (c *insertCounter) Abandon()                    {}
+func (c *insertCounter) Heard(time.Time)             {}
 
 // backfillRate backfills the table into a sink that discards, through a
 // pipeline whose stream is idle, and returns the time it took and the peak

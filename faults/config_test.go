@@ -27,7 +27,8 @@ type Config struct {
 
 // WriteConfig writes a configuration with one pipeline, "helpdesk", that
 // reads the store through the proxy from the slot Env.Slot (the DSN comes from the environment
-// variable FAULTS_SOURCE_DSN) and delivers to the Env's sinks, and returns
+// variable FAULTS_SOURCE_DSN; the checkpoints' from FAULTS_CHECKPOINTS_DSN
+// with Options.CheckpointProxy) and delivers to the Env's sinks, and returns
 // its path. The first call starts the watcher: add every sink before it.
 func (e *Env) WriteConfig(c Config) string {
 	e.t.Helper()
@@ -40,6 +41,10 @@ func (e *Env) WriteConfig(c Config) string {
 	}
 	var b strings.Builder
 	b.WriteString(indent(c.Top, ""))
+	pipeline := c.Pipeline
+	if e.CheckpointProxy != nil {
+		pipeline = "checkpoints:\n  dsn: ${FAULTS_CHECKPOINTS_DSN}\n" + pipeline
+	}
 	fmt.Fprintf(&b, `pipelines:
   - name: %s
     source:
@@ -49,7 +54,7 @@ func (e *Env) WriteConfig(c Config) string {
 %s    standby_retry: %s
     status_interval: %s
 %s    sinks:
-`, Pipeline, Schema, e.Slot, indent(c.Source, "      "), standby, status, indent(c.Pipeline, "    "))
+`, Pipeline, Schema, e.Slot, indent(c.Source, "      "), standby, status, indent(pipeline, "    "))
 	n := 0
 	for _, s := range e.sinks {
 		if c.Sinks != nil && !slices.Contains(c.Sinks, s.Name()) {

@@ -48,6 +48,14 @@
 // with exact counts. Report.Assert fails the test on anything the sink's
 // guarantee does not allow.
 //
+// Besides the sinks, tests check what an operator sees: the child's JSON
+// log records (Proc.Records), its error lines and exit status, /readyz of
+// its admin listener (Proc.MetricsAddr, Readyz), cdc status run as a
+// command (Env.Command, Env.StatusJSON) and cdc_checkpoints
+// (Env.Checkpoint). The defects the suite found are fixed; a check that
+// one is back fails with its description (regression); docs/reliability.md
+// lists them.
+//
 // Env.Progress waits for more events after a recovery. When a test fails,
 // every cdc child still running gets SIGQUIT first, and its stderr, with
 // the Go runtime's goroutine dump, is kept in a file of the system's

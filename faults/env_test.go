@@ -46,6 +46,11 @@ type Options struct {
 	// SourceParams are extra query parameters of the DSN cdc uses for the
 	// source, e.g. url.Values{"options": {"-c wal_sender_timeout=2s"}}.
 	SourceParams url.Values
+	// CheckpointProxy gives cdc's checkpoint connections (checkpoints.dsn:
+	// the same database) a proxy of their own, Env.CheckpointProxy, so that
+	// a test can break the replication path and leave the checkpoints'
+	// alone. Default: they share the source's proxy.
+	CheckpointProxy bool
 }
 
 // Env is one fault test's world: a Marten store, the proxy through which
@@ -62,6 +67,9 @@ type Env struct {
 	Pool    *pgxpool.Pool      // on DSN
 	Proxy   *netproxy.Proxy    // in front of Cluster; cdc's source connections go through it
 	Slot    string             // the pipeline's replication slot, unique in the cluster
+	// CheckpointProxy is in front of Cluster for cdc's checkpoint
+	// connections (Options.CheckpointProxy); nil when they use Proxy.
+	CheckpointProxy *netproxy.Proxy
 
 	sourceParams url.Values
 	sinks        []Sink
@@ -109,6 +117,9 @@ func NewEnv(t *testing.T, opts Options) *Env {
 	t.Cleanup(func() { e.dropSlots(e.DB) })
 	e.Pool = newPool(t, e.DSN)
 	e.Proxy = newProxy(t, e.Cluster.Port())
+	if opts.CheckpointProxy {
+		e.CheckpointProxy = newProxy(t, e.Cluster.Port())
+	}
 	e.watch = newWatcher(e)
 	t.Cleanup(e.writeReport)
 	return e
@@ -298,6 +309,9 @@ func mustDo(t testing.TB, what string, err error) {
 // the variables the configuration refers to.
 func (e *Env) envList() []string {
 	env := append(os.Environ(), "FAULTS_SOURCE_DSN="+e.SourceDSN())
+	if e.CheckpointProxy != nil {
+		env = append(env, "FAULTS_CHECKPOINTS_DSN="+e.proxiedDSN(e.DB, e.CheckpointProxy, nil))
+	}
 	for _, s := range e.sinks {
 		env = append(env, s.environ()...)
 	}

@@ -79,6 +79,13 @@ func buildCDC(dir string) (string, error) {
 	return bin, nil
 }
 
+// regression fails the test with why: a cdc defect this suite found, now
+// fixed (docs/reliability.md, Findings), is back.
+func regression(t *testing.T, why string) {
+	t.Helper()
+	t.Error("a fixed cdc defect is back: " + why)
+}
+
 // scale returns short in the default run and long with -faults.long.
 func scale[T any](short, long_ T) T {
 	if *long {

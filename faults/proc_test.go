@@ -80,11 +80,11 @@ func (e *Env) Start(tag, config string, args ...string) *Proc {
 	return p
 }
 
-// StartStreaming is Start followed by a wait (up to timeout) until this
-// process holds the slot.
-func (e *Env) StartStreaming(tag, config string, timeout time.Duration) *Proc {
+// StartStreaming is Start (with args) followed by a wait (up to timeout)
+// until this process holds the slot.
+func (e *Env) StartStreaming(tag, config string, timeout time.Duration, args ...string) *Proc {
 	e.t.Helper()
-	p := e.Start(tag, config)
+	p := e.Start(tag, config, args...)
 	e.Eventually(timeout, func() bool { return e.Holder() == p.PID() }, "cdc %s streams", tag)
 	return p
 }
@@ -163,12 +163,18 @@ func (p *Proc) StopOK() {
 }
 
 // Pause stops the process with SIGSTOP: it keeps its sockets and does
-// nothing, as a frozen VM or a process stuck in a long GC pause would.
+// nothing, as a frozen VM or a process stuck in a long GC pause would. It
+// returns once every thread of the process is stopped, so that what the
+// process wrote so far is all it wrote before the pause.
 func (p *Proc) Pause() {
 	p.e.t.Helper()
 	p.Signal(syscall.SIGSTOP)
+	p.e.Eventually(pauseTimeout, func() bool { return stopped(p.PID()) }, "cdc %s stops (SIGSTOP)", p.Tag)
 	p.e.log.Info("cdc paused", "tag", p.Tag)
 }
+
+// pauseTimeout bounds the wait for SIGSTOP to take effect.
+const pauseTimeout = 10 * time.Second
 
 // Resume continues a paused process with SIGCONT.
 func (p *Proc) Resume() {

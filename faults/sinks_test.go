@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -226,10 +228,11 @@ func (s *StdoutSink) poll(ctx context.Context, fresh []string, full bool) ([]Rec
 }
 
 // FileSink is a file sink writing every event to one file,
-// out/events.jsonl in the Env's directory: one ordering unit.
+// out/<name>.jsonl in the Env's directory: one ordering unit.
 type FileSink struct {
-	name string
-	r    lineReader
+	name   string
+	r      lineReader
+	paused atomic.Bool
 }
 
 // File adds a file sink named name.
@@ -257,7 +260,31 @@ func (s *FileSink) yaml() string {
 	return fmt.Sprintf("      - name: %s\n        kind: file\n        path: out/%s.jsonl\n        %s\n", s.name, s.name, batchYAML)
 }
 
+// Full makes the sink's file a symbolic link to /dev/full (on), so that
+// every write of the sink fails with ENOSPC, a full disk, which it retries;
+// off removes the link, and the sink creates the file when it writes
+// again. The harness does not read the file while it is on. Call it before
+// the sink first wrote: the link takes the file's place. It skips the test
+// where there is no /dev/full.
+func (s *FileSink) Full(t *testing.T, on bool) {
+	t.Helper()
+	if !on {
+		mustDo(t, "remove the link to /dev/full", os.Remove(s.r.path))
+		s.paused.Store(false)
+		return
+	}
+	if fi, err := os.Stat("/dev/full"); err != nil || fi.Mode()&fs.ModeCharDevice == 0 {
+		t.Skipf("no /dev/full to fill the disk with: %v", err)
+	}
+	s.paused.Store(true)
+	mustDo(t, "make the directory of the file sink", os.MkdirAll(filepath.Dir(s.r.path), 0o755))
+	mustDo(t, "link the file sink's file to /dev/full", os.Symlink("/dev/full", s.r.path))
+}
+
 func (s *FileSink) poll(ctx context.Context, fresh []string, full bool) ([]Record, error) {
+	if s.paused.Load() {
+		return nil, nil
+	}
 	lines, err := s.r.read()
 	out := make([]Record, 0, len(lines))
 	for _, l := range lines {
@@ -535,6 +562,12 @@ type PostgresOptions struct {
 	// more (a statement trigger that sleeps), so that batches stay open
 	// long enough for a test to catch cdc inside one. Default 0.
 	SlowApply time.Duration
+	// Gate names an event type for a projection "gate" that inserts the
+	// event's id and the flag of faults_gate into faults_gated, whose check
+	// constraint faults_gated_open refuses a closed gate: once the test
+	// calls CloseGate, the target rejects the next event of that type for
+	// good, and the sink stops just before it (on_error: stop).
+	Gate string
 }
 
 // PostgresSink is a postgres sink in projections mode into a database of
@@ -572,6 +605,21 @@ const appliedDDL = `CREATE TABLE faults_applied (
 // appliedSQL is the statement of the "applied" projection.
 const appliedSQL = `insert into faults_applied (event_id, lsn, seq_id, stream_id, version) values ($id, $lsn, $seq_id, $stream_id, $version)`
 
+// gateSQL is the statement of the "gate" projection (PostgresOptions.Gate).
+const gateSQL = `insert into faults_gated (event_id, open) select $id, open from faults_gate`
+
+// CloseGate makes the target reject the next event of the type
+// PostgresOptions.Gate names (a check constraint).
+func (s *PostgresSink) CloseGate() {
+	t := s.e.t
+	t.Helper()
+	if s.opts.Gate == "" {
+		t.Fatalf("sink %s has no gate", s.name)
+	}
+	_, err := s.Pool.Exec(t.Context(), `UPDATE faults_gate SET open = false`)
+	mustDo(t, "close the gate of sink "+s.name, err)
+}
+
 // Postgres adds a postgres sink named name, into a new database of the
 // Env's cluster.
 func (e *Env) Postgres(name string, o PostgresOptions) *PostgresSink {
@@ -583,6 +631,12 @@ func (e *Env) Postgres(name string, o PostgresOptions) *PostgresSink {
 	ddl := appliedDDL
 	if o.ReadModels {
 		ddl += ";\n" + helpdesk.DDL
+	}
+	if o.Gate != "" {
+		ddl += `;
+CREATE TABLE faults_gate (open boolean NOT NULL);
+INSERT INTO faults_gate VALUES (true);
+CREATE TABLE faults_gated (event_id text NOT NULL, open boolean NOT NULL CONSTRAINT faults_gated_open CHECK (open))`
 	}
 	if o.SlowApply > 0 {
 		ddl += fmt.Sprintf(`;
@@ -621,6 +675,9 @@ func (s *PostgresSink) environ() []string { return []string{s.envVar() + "=" + s
 
 func (s *PostgresSink) yaml() string {
 	projections := []map[string]any{{"name": "applied", "on": []string{"*"}, "sql": appliedSQL}}
+	if s.opts.Gate != "" {
+		projections = append(projections, map[string]any{"name": "gate", "on": []string{s.opts.Gate}, "sql": gateSQL})
+	}
 	if s.opts.ReadModels {
 		for _, r := range helpdesk.Projections() {
 			projections = append(projections, map[string]any{"name": r.Name, "on": r.On, "sql": r.SQL})

@@ -184,6 +184,9 @@ func (r *runner) write(ctx context.Context) error {
 			bad := events[rej.Index]
 			if r.OnError == Stop {
 				r.stop(bad, rej.Err)
+				// The rejected event and the rest of the batch are pending
+				// behind the stop.
+				r.missed.Add(int64(len(events) - rej.Index))
 				r.delivered.Add(int64(rej.Index))
 				r.events += int64(rej.Index)
 				return r.saveStopped(ctx, bad)
@@ -236,6 +239,7 @@ func (r *runner) refuse(ctx context.Context, bad *cdc.Event, cause error) error 
 	}
 	if r.OnError == Stop {
 		r.stop(bad, cause)
+		r.missed.Add(1) // pending behind the stop
 		return r.saveStopped(ctx, bad)
 	}
 	return r.deadLetter(ctx, bad, cause)
@@ -251,7 +255,9 @@ func (r *runner) stop(bad *cdc.Event, cause error) {
 func (r *runner) deadLetter(ctx context.Context, e *cdc.Event, cause error) error {
 	delay := retry.Backoff{Min: r.retryMin, Max: r.retryMax}
 	for {
-		err := r.deadLetters.Write(ctx, r.pipeline, r.name, e, cause)
+		dctx, cancel := context.WithTimeout(ctx, r.saveTimeout())
+		err := r.deadLetters.Write(dctx, r.pipeline, r.name, e, cause)
+		cancel()
 		if err == nil {
 			r.log.Warn("event rejected; written to the dead-letter table",
 				"position", e.Position().String(), "event_id", e.ID, "type", e.Type, "err", cause)

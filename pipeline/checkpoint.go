@@ -81,7 +81,12 @@ func (r *runner) saveAt(ctx context.Context, pos cdc.Position, flush cdc.LSN, co
 	cp := r.checkpoint(pos, flush, commitTime)
 	delay := retry.Backoff{Min: r.retryMin, Max: r.retryMax}
 	for {
-		err := r.checkpoints.Save(ctx, r.pipeline, r.name, cp)
+		// Each attempt is bounded: on a connection that went silent (a
+		// partition, a frozen proxy) it would otherwise wait for the
+		// kernel to give up, and the sink with it.
+		sctx, cancel := context.WithTimeout(ctx, r.saveTimeout())
+		err := r.checkpoints.Save(sctx, r.pipeline, r.name, cp)
+		cancel()
 		if err == nil {
 			break
 		}
@@ -130,4 +135,13 @@ func (r *runner) checkpoint(pos cdc.Position, flush cdc.LSN, commitTime time.Tim
 		Since:      since,
 		Error:      msg,
 	}
+}
+
+// saveTimeout bounds one attempt to save a checkpoint or a dead letter:
+// the stream's timeout when it has one, else 30 s.
+func (r *runner) saveTimeout() time.Duration {
+	if r.fence > 0 {
+		return r.fence
+	}
+	return 30 * time.Second
 }

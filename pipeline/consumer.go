@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/decoder"
@@ -17,6 +18,7 @@ var _ cdc.Consumer = (*Pipeline)(nil)
 // connection, reloads the checkpoints and re-attaches every sink.
 func (p *Pipeline) Open(ctx context.Context) error {
 	p.hear()
+	p.skewKnown = false
 	p.dec.Reset()
 	p.chunk = nil
 	p.inTx = false
@@ -49,8 +51,6 @@ func (p *Pipeline) Open(ctx context.Context) error {
 // Message implements cdc.Consumer: it decodes one pgoutput message and hands
 // the chunk to the sinks at a commit or when it is full.
 func (p *Pipeline) Message(ctx context.Context, data []byte) error {
-	p.hear()
-	defer p.hear() // a sink that held the stream back is no silence of the server's
 	m, err := p.dec.Decode(data)
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
@@ -82,7 +82,6 @@ func (p *Pipeline) Message(ctx context.Context, data []byte) error {
 
 // Keepalive implements cdc.Consumer.
 func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
-	p.hear()
 	if p.inTx {
 		return
 	}
@@ -125,6 +124,19 @@ func (p *Pipeline) Abandon() {
 		r.abandon()
 		r.arm()
 	}
+}
+
+// Heard implements cdc.Consumer: the sinks write only while the stream
+// hands over data the server sent lately. The server's clock is compared
+// with this host's through the smallest difference seen on the connection
+// (network delay plus clock skew), so that skew does not count as age.
+func (p *Pipeline) Heard(sent time.Time) {
+	now := time.Now()
+	d := now.Sub(sent)
+	if !p.skewKnown || d < p.skew {
+		p.skew, p.skewKnown = d, true
+	}
+	p.heard.Store(sent.Add(p.skew).UnixNano())
 }
 
 // Restart implements cdc.Consumer.

@@ -698,7 +698,7 @@ func TestBackfillAfterShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
 	for name, call := range map[string]func() error{

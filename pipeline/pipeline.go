@@ -31,10 +31,13 @@ type Pipeline struct {
 	opened  bool
 	drained bool
 
-	heard    atomic.Int64 // when the stream last handed over something from the server, Unix nanoseconds
-	draining atomic.Bool  // Drain was called: the sinks write what they have, fresh or not
-	received atomic.Int64 // events decoded
-	skipped  atomic.Int64 // rows that were not events (tombstones, skipped, archived)
+	heard     atomic.Int64  // when the server sent what the stream last handed over, on this host's clock, Unix nanoseconds
+	skew      time.Duration // the smallest (receipt - server send time) on the connection; stream goroutine
+	skewKnown bool
+	draining  atomic.Bool  // Drain was called: the sinks write what they have, fresh or not
+	suspect   atomic.Bool  // Suspect was called: nothing is fresh until the next connection
+	received  atomic.Int64 // events decoded
+	skipped   atomic.Int64 // rows that were not events (tombstones, skipped, archived)
 }
 
 // New checks cfg and returns a pipeline. It starts nothing: call Run.
@@ -85,6 +88,7 @@ func New(cfg Config) (*Pipeline, error) {
 			queue:       cfg.QueueChunks,
 			restart:     p.requestRestart,
 			fresh:       p.fresh,
+			fence:       cfg.Fence,
 			log:         p.log.With("sink", sc.Name),
 		}))
 	}
@@ -189,14 +193,30 @@ func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 // fresh reports whether the stream heard from the server within the fence,
 // or drains.
 func (p *Pipeline) fresh() bool {
-	if p.cfg.Fence <= 0 || p.draining.Load() {
+	if p.draining.Load() {
+		return true
+	}
+	if p.suspect.Load() {
+		return false
+	}
+	if p.cfg.Fence <= 0 {
 		return true
 	}
 	return time.Since(time.Unix(0, p.heard.Load())) <= p.cfg.Fence
 }
 
-// hear records that the stream handed over something from the server.
-func (p *Pipeline) hear() { p.heard.Store(time.Now().UnixNano()) }
+// hear records that the stream is in touch with the server now (a new
+// connection).
+func (p *Pipeline) hear() {
+	p.heard.Store(time.Now().UnixNano())
+	p.suspect.Store(false)
+}
+
+// Suspect makes the sinks stop writing until the stream's next connection
+// (Open): the process was paused, and what the current connection
+// delivered may be a stale tail of a slot another instance holds now. Safe
+// for concurrent use.
+func (p *Pipeline) Suspect() { p.suspect.Store(true) }
 
 // requestRestart asks the stream to re-read the slot from the confirmed
 // position. Runners call it when a detached sink has caught up.

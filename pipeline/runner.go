@@ -29,6 +29,7 @@ type runnerConfig struct {
 	queue       int           // chunks that may wait
 	restart     func()        // asks the stream to re-read the slot
 	fresh       func() bool   // the stream heard from the server lately (or drains); nil: always
+	fence       time.Duration // Config.Fence
 	log         *slog.Logger
 }
 
@@ -409,9 +410,11 @@ func (r *runner) run(ctx context.Context) {
 				r.persistState(ectx)
 			}
 		case <-ctx.Done():
+			r.interrupted()
 			return
 		}
 		if err != nil && ctx.Err() != nil {
+			r.interrupted()
 			return
 		}
 		if errors.Is(err, errAborted) {
@@ -449,6 +452,15 @@ func (r *runner) resume(ctx context.Context) {
 	r.failing.Store(false)
 	r.health.recover()
 	r.log.Info("sink's target is reachable again")
+}
+
+// interrupted records why the runner ends before its input is closed: the
+// hard stop of a shutdown (or the source's failure) cancelled it with
+// events it had not made durable; a clean stop must not claim otherwise.
+func (r *runner) interrupted() {
+	if len(r.batch) > 0 || r.consumed != r.saved || r.failing.Load() || len(r.in) > 0 {
+		r.finalErr = errors.New("the shutdown timeout ended its writes before it flushed")
+	}
 }
 
 // maybeResync asks for the stream to be re-read once a detached sink has

@@ -44,14 +44,22 @@ func (s State) String() string {
 
 // Stream reads a replication slot and hands its messages to a cdc.Consumer.
 type Stream struct {
-	cfg   Config
-	repl  *pgconn.Config
-	pool  *pgxpool.Pool
-	state atomic.Int32
-	since atomic.Int64           // when the state last changed, Unix nanoseconds
+	cfg      Config
+	repl     *pgconn.Config
+	pool     *pgxpool.Pool
+	state    atomic.Int32
+	since    atomic.Int64           // when the state last changed, Unix nanoseconds
 	cause    atomic.Pointer[string] // why the stream is reconnecting; nil when it is not
 	streamed atomic.Bool            // the slot was held at least once
+	resync   atomic.Bool            // Resync was called: drop the connection
 }
+
+// Resync makes the stream drop its connection and connect again, as after
+// a failure: the process was paused (SIGCONT), and while it was, the server
+// may have ended its connection and another instance taken the slot, even
+// though data still buffered in the socket reads as if nothing happened.
+// Safe for concurrent use.
+func (s *Stream) Resync() { s.resync.Store(true) }
 
 // Health is what a Stream is doing, since when and, while it reconnects, why.
 type Health struct {
@@ -139,6 +147,7 @@ func (e *fatalError) Unwrap() error { return e.err }
 var (
 	errStandby = errors.New("slot held by another instance")
 	errRestart = errors.New("restart requested")
+	errResync  = errors.New("the process was paused (SIGSTOP, a frozen host): reconnecting, since another instance may hold the slot now")
 )
 
 // Run streams until ctx ends, reconnecting with backoff when the connection
@@ -304,6 +313,9 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 	var deadline time.Time
 	for {
 		now := time.Now()
+		if s.resync.Swap(false) {
+			return errResync
+		}
 		if !now.Before(deadline) {
 			if ctx.Err() != nil {
 				return s.drain(c, sendStatus)
@@ -364,6 +376,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 					return fmt.Errorf("parse keepalive: %w", err)
 				}
 				received = max(received, cdc.LSN(ka.ServerWALEnd))
+				c.Heard(ka.ServerTime)
 				c.Keepalive(cdc.LSN(ka.ServerWALEnd))
 				if ka.ReplyRequested {
 					if err := sendStatus(false); err != nil {
@@ -377,6 +390,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 					return fmt.Errorf("parse XLogData: %w", err)
 				}
 				received = max(received, cdc.LSN(xld.WALStart)+cdc.LSN(len(xld.WALData)))
+				c.Heard(xld.ServerTime)
 				if err := c.Message(ctx, xld.WALData); err != nil {
 					if ctx.Err() != nil {
 						return s.drain(c, sendStatus) // shutdown while a sink held the stream back

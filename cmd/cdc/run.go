@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -66,5 +69,18 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		}
 		defer srv.Close()
 	}
+	// A process paused (SIGSTOP) and resumed may have lost its slots
+	// meanwhile: every pipeline connects again before writing more.
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	go func() {
+		for range cont {
+			log.Warn("the process was paused and resumed (SIGCONT): every pipeline reconnects before its sinks write more", "component", "cdc")
+			for _, p := range pipelines {
+				p.Resumed()
+			}
+		}
+	}()
 	return assemble.RunAll(ctx, pipelines, log)
 }

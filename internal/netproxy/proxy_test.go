@@ -306,7 +306,14 @@ func TestStats(t *testing.T) {
 	a, b := dial(t, p.Addr()), dial(t, p.Addr())
 	roundTrip(t, a, "12345")  // 6 bytes each way
 	roundTrip(t, b, "123456") // 7 bytes each way
+	// The proxy counts a write once it returns, which may be after the
+	// client read it: wait for the counters.
+	deadline := time.Now().Add(patience)
 	s := p.Stats()
+	for (s.Accepted != 2 || s.Active != 2 || s.BytesToTarget != 13 || s.BytesToClient != 13) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		s = p.Stats()
+	}
 	if s.Accepted != 2 || s.Active != 2 || s.BytesToTarget != 13 || s.BytesToClient != 13 {
 		t.Fatalf("stats %+v, want 2 accepted and active, 13 bytes each way", s)
 	}
