@@ -35,10 +35,13 @@ type Consumer interface {
 	// everything received and write checkpoints.
 	Drain(ctx context.Context) error
 	// Abandon is called when the stream lost its connection, or gave it up
-	// to read the slot again, and so the slot: another instance may take it
-	// over and deliver what this one received. The consumer must write
-	// nothing more of it (it drops what it holds and cancels writes in
-	// flight); the next Open starts again from the checkpoints. It must not
-	// block.
-	Abandon()
+	// to read the slot again (restart, after Restart fired), and so the
+	// slot: another instance may take it over and deliver what this one
+	// received. The consumer must start nothing more of it: it drops what it
+	// holds and the next Open starts again from the checkpoints. Writes in
+	// flight are cancelled when the connection was lost; on a restart they
+	// may finish, since they began while the slot was held, and cancelling
+	// a write the target may already have taken would deliver it twice. It
+	// must not block.
+	Abandon(restart bool)
 }

@@ -121,7 +121,7 @@ func (c *insertCounter) Keepalive(cdc.LSN)           {}
 func (c *insertCounter) Confirmable() cdc.LSN        { return 0 }
 func (c *insertCounter) Restart() <-chan struct{}    { return c.restart }
 func (c *insertCounter) Drain(context.Context) error { return nil }
-func (c *insertCounter) Abandon()                    {}
+func (c *insertCounter) Abandon(bool)                {}
 func (c *insertCounter) Heard(time.Time)             {}
 
 // backfillRate backfills the table into a sink that discards, through a

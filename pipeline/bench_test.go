@@ -167,7 +167,7 @@ func (c *countingConsumer) Keepalive(cdc.LSN)           {}
 func (c *countingConsumer) Confirmable() cdc.LSN        { return 0 }
 func (c *countingConsumer) Restart() <-chan struct{}    { return c.restart }
 func (c *countingConsumer) Drain(context.Context) error { return nil }
-func (c *countingConsumer) Abandon()                    {}
+func (c *countingConsumer) Abandon(bool)                {}
 func (c *countingConsumer) Heard(time.Time)             {}
 
 func benchRaw(b *testing.B, dsn string, pool *pgxpool.Pool, cfg replication.Config) time.Duration {

@@ -115,13 +115,15 @@ func (p *Pipeline) Confirmable() cdc.LSN {
 }
 
 // Abandon implements cdc.Consumer: every sink drops what it holds of the
-// connection and cancels its writes in flight; the next Open starts again
-// from the checkpoints.
-func (p *Pipeline) Abandon() {
+// connection; the next Open starts again from the checkpoints. A lost
+// connection cancels the sinks' writes in flight. On a restart a healthy
+// sink's write in flight finishes and is saved, so the slot read again does
+// not deliver it twice; a failing sink's retries are cancelled.
+func (p *Pipeline) Abandon(restart bool) {
 	p.chunk = nil
 	p.inTx = false
 	for _, r := range p.runners {
-		r.abandon()
+		r.abandon(!restart || r.failing.Load())
 		r.arm()
 	}
 }

@@ -381,7 +381,7 @@ func TestAbandon(t *testing.T) {
 			}
 		}
 		<-g.blocked
-		c.Abandon() // the connection is lost
+		c.Abandon(false) // the connection is lost
 		if err := c.Open(ctx); err != nil {
 			return err
 		}
@@ -401,6 +401,107 @@ func TestAbandon(t *testing.T) {
 	if cp := cps.get("s"); cp.Position != (cdc.Position{}) {
 		t.Errorf("checkpoint moved to %s", cp.Position)
 	}
+}
+
+// TestRestartWriteInFlight: when the stream gives its connection up to
+// read the slot again (a restart), a healthy sink's write in flight is not
+// cancelled: it finishes and is saved, and the slot read again does not
+// deliver it twice.
+func TestRestartWriteInFlight(t *testing.T) {
+	msgs := readCapture(t, capture)
+	all, lastEnd := decodeCapture(t, msgs)
+	for len(all) > 0 && all[len(all)-1].LSN > lastEnd {
+		all = all[:len(all)-1]
+	}
+	h := &holder{blocked: make(chan struct{}), release: make(chan struct{})}
+	cps := &memCheckpoints{}
+	p, err := pipeline.New(pipeline.Config{
+		Name: "core", Checkpoints: cps, Logger: testLogger(t),
+		RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		Sinks: []pipeline.SinkConfig{{Name: "s", Sink: h, Batch: cdc.BatchPolicy{MaxEvents: 2}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := sourceFunc(func(ctx context.Context, c cdc.Consumer) error {
+		if err := c.Open(ctx); err != nil {
+			return err
+		}
+		for _, b := range msgs {
+			if err := c.Message(ctx, b); err != nil {
+				return err
+			}
+		}
+		<-h.blocked
+		c.Abandon(true) // given up to read the slot again
+		close(h.release)
+		if err := c.Open(ctx); err != nil {
+			return err
+		}
+		for _, b := range msgs { // the slot from the start again: the worst case
+			if err := c.Message(ctx, b); err != nil {
+				return err
+			}
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return c.Drain(dctx)
+	})
+	if err := p.Run(t.Context(), src); err != nil {
+		t.Fatal(err)
+	}
+	if h.cancelled {
+		t.Error("the write in flight was cancelled by the restart")
+	}
+	got := ids(h.snapshot())
+	if !slices.Equal(got, ids(all)) {
+		t.Fatalf("%d events written, want each of the %d committed once, in order (first write: %d events)", len(got), len(all), h.first)
+	}
+}
+
+// holder is a sink whose first write waits for release (or its context's
+// end); every write that returns nil is recorded.
+type holder struct {
+	mu        sync.Mutex
+	blocked   chan struct{}
+	release   chan struct{}
+	writes    int
+	first     int
+	cancelled bool
+	events    []*cdc.Event
+}
+
+func (h *holder) Write(ctx context.Context, b cdc.Batch) error {
+	h.mu.Lock()
+	h.writes++
+	first := h.writes == 1
+	h.mu.Unlock()
+	if first {
+		close(h.blocked)
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			h.mu.Lock()
+			h.cancelled = true
+			h.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if first {
+		h.first = len(b.Events)
+	}
+	h.events = append(h.events, b.Events...)
+	return nil
+}
+
+func (h *holder) Close(context.Context) error { return nil }
+
+func (h *holder) snapshot() []*cdc.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.events)
 }
 
 // TestTargetDownAtOpen: a sink whose own checkpoint cannot be read at open
@@ -440,7 +541,7 @@ func TestTargetDownAtOpen(t *testing.T) {
 			}
 			select {
 			case <-c.Restart():
-				c.Abandon()
+				c.Abandon(true)
 			case <-ctx.Done():
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 				defer cancel()
@@ -659,7 +760,7 @@ func restartingReplay(msgs [][]byte, end cdc.LSN) sourceFunc {
 			for {
 				select {
 				case <-c.Restart():
-					c.Abandon()
+					c.Abandon(true)
 					break wait
 				case <-tick.C:
 					c.Keepalive(end + 1)

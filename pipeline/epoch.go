@@ -9,14 +9,16 @@ import (
 // runner's writes of it are cancelled and what it holds of it is dropped;
 // pages of a backfill are not of any connection and go on.
 
-// abandon drops what the runner holds of the current connection and
-// cancels its writes in flight: the stream lost the slot. Called by the
-// stream goroutine; it does not block.
-func (r *runner) abandon() {
+// abandon drops what the runner holds of the current connection, and with
+// cancel its write in flight too: the stream lost the slot. Without cancel
+// the write in flight finishes (and is saved) before the runner drops the
+// rest (epochContext cancels the old context then). Called by the stream
+// goroutine; it does not block.
+func (r *runner) abandon(cancel bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.epoch++
-	if r.cancelEpoch != nil {
+	if cancel && r.cancelEpoch != nil {
 		r.cancelEpoch()
 	}
 }

@@ -178,7 +178,7 @@ func (c *consumer) Keepalive(cdc.LSN)                     {}
 func (c *consumer) Confirmable() cdc.LSN                  { return 0 }
 func (c *consumer) Restart() <-chan struct{}              { return c.restart }
 func (c *consumer) Drain(context.Context) error           { return nil }
-func (c *consumer) Abandon()                              { c.abandoned.Add(1) }
+func (c *consumer) Abandon(bool)                          { c.abandoned.Add(1) }
 func (c *consumer) Heard(time.Time)                       {}
 func newConsumer() *consumer                              { return &consumer{restart: make(chan struct{}, 1)} }
 func run(ctx context.Context, s *replication.Stream, c *consumer) chan error {

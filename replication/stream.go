@@ -167,7 +167,7 @@ func (s *Stream) Run(ctx context.Context, c cdc.Consumer) error {
 		if err != nil {
 			// Another instance may take the slot over now: nothing more
 			// of what this connection delivered may be written.
-			c.Abandon()
+			c.Abandon(errors.Is(err, errRestart))
 		}
 		var fatal *fatalError
 		switch {

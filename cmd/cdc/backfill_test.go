@@ -218,7 +218,14 @@ func TestStartBeginning(t *testing.T) {
 // slowWriters keep a transaction open most of the time: each takes its
 // seq_ids, waits a few hundred milliseconds and commits, so that some take
 // their seq_ids before a backfill's snapshot and commit after it.
-func startSlowWriters(t *testing.T, pool *pgxpool.Pool, n int) *writers {
+func startSlowWriters(t *testing.T, store *pgxpool.Pool, n int) *writers {
+	// A pool of their own: the store's default pool (4 connections on
+	// 2 cores) would let only some of them hold a transaction at a time.
+	pc := store.Config().Copy()
+	pc.MaxConns = int32(n)
+	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
+	mustDo(t, "slow writers' pool", err)
+	t.Cleanup(pool.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &writers{committed: map[string]bool{}, rolledBack: map[string]bool{}, stop: cancel, errs: make(chan error, n)}
 	st := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
@@ -229,17 +236,23 @@ func startSlowWriters(t *testing.T, pool *pgxpool.Pool, n int) *writers {
 			for ctx.Err() == nil {
 				tx, err := pool.Begin(ctx)
 				if err != nil {
+					if ctx.Err() == nil {
+						w.errs <- err
+					}
 					return
 				}
 				stream := st.NewStreamID()
 				events := marten.SampleEvents(stream, "incident_logged", "incident_categorised")
 				if _, _, err := marten.QuickAppend(ctx, tx, "helpdesk", stream, "incident", marten.DefaultTenantID, events); err != nil {
 					_ = tx.Rollback(context.Background())
+					if ctx.Err() == nil {
+						w.errs <- err
+					}
 					return
 				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(time.Duration(150+100*i) * time.Millisecond):
+				case <-time.After(time.Duration(150+40*i) * time.Millisecond):
 				}
 				if err := tx.Commit(context.Background()); err != nil {
 					w.errs <- err
@@ -298,7 +311,7 @@ func testReplayRunning(t *testing.T, sink string) {
 	run := startCDC(t, dir, "run", env, "run", "--config", cfg, "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
 	pgtest.Eventually(t, 15*time.Second, func() bool { return holderPID(t, pool) == run.pid() || run.wait0() }, "run streams")
 	live := startWriters(t, pool, 2, 2*time.Millisecond)
-	slow := startSlowWriters(t, pool, 2)
+	slow := startSlowWriters(t, pool, 6)
 	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(run.out) >= 50 }, "live events flow")
 
 	before := countLines(run.out)
@@ -342,7 +355,7 @@ func testReplayRunning(t *testing.T, sink string) {
 	checkOnce(t, sink, held(), all)
 	if sink == "archive" {
 		if n := crossings(t, pool); n == 0 {
-			t.Errorf("no transaction took its seq_ids before the snapshot and committed after it: the test did not exercise the hand-off")
+			t.Errorf("no transaction took its seq_ids before the snapshot and committed after it: the test did not exercise the hand-off (%d slow transactions committed)", len(slowCommitted)/2)
 		} else {
 			t.Logf("%d events took their seq_ids before the snapshot and committed after it", n)
 		}

@@ -151,7 +151,7 @@ func TestElasticModes(t *testing.T) {
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items429 >= 300 }, "the 429 storm happens")
 	es.RejectItemsWhere(nil)
 	committed, _ := w.finish(t)
-	pgtest.Eventually(t, 60*time.Second, func() bool { return allDelivered(t, committed, run.out) && elasticCaughtUp(es, committed) }, "every committed event indexed")
+	pgtest.Eventually(t, 60*time.Second, func() bool { return allDelivered(t, committed, run.out) && elasticCaughtUp(t, es, pool, committed) }, "every committed event indexed")
 	run.stopOK()
 	checkElastic(t, es, pool, stdoutLines(t, run.out))
 	st := es.Stats()
@@ -159,8 +159,23 @@ func TestElasticModes(t *testing.T) {
 		len(committed), st.BulkRequests, st.Items, st.Items429, st.Requests429, st.ItemConflicts)
 }
 
-// elasticCaughtUp reports whether every committed event has its document.
-func elasticCaughtUp(es *esfake.Server, committed map[string]bool) bool {
+// elasticCaughtUp reports whether every committed event has its document
+// in the events-mode sink and every stream its latest version in the
+// latest-mode one (the two sinks progress on their own).
+func elasticCaughtUp(t *testing.T, es *esfake.Server, pool *pgxpool.Pool, committed map[string]bool) bool {
+	t.Helper()
+	rows, err := marten.Events(t.Context(), pool, "helpdesk")
+	mustDo(t, "read mt_events", err)
+	latest := make(map[string]int64)
+	for _, r := range rows {
+		latest[r.StreamID] = max(latest[r.StreamID], r.Version)
+	}
+	docs := es.Docs("incidents")
+	for stream, v := range latest {
+		if d, ok := docs[stream]; !ok || d.Version != v {
+			return false
+		}
+	}
 	seen := 0
 	for _, idx := range es.Indices() {
 		if strings.HasPrefix(idx, "helpdesk-") {
@@ -192,7 +207,7 @@ func TestElasticCrash(t *testing.T) {
 	before := es.Stats().Items
 	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return es.Stats().Items >= before+300 }, "second run indexes")
 	committed, _ := w.finish(t)
-	pgtest.Eventually(t, 60*time.Second, func() bool { return elasticCaughtUp(es, committed) }, "every committed event indexed")
+	pgtest.Eventually(t, 60*time.Second, func() bool { return elasticCaughtUp(t, es, pool, committed) }, "every committed event indexed")
 	pgtest.Eventually(t, 30*time.Second, func() bool { return allDelivered(t, committed, first.out, second.out) }, "stdout caught up")
 	second.stopOK()
 	checkElastic(t, es, pool, stdoutLines(t, first.out, second.out))
