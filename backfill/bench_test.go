@@ -48,11 +48,12 @@ func BenchmarkBackfill(b *testing.B) {
 	b.ResetTimer()
 
 	raw := rawRate(b, dsn, pool, rcfg, n)
-	backfill, peak := backfillRate(b, dsn, pool, n)
+	backfill, peak, peakRSS := backfillRate(b, dsn, pool, n)
 	b.ReportMetric(float64(n)/raw.Seconds(), "raw-events/s")
 	b.ReportMetric(float64(n)/backfill.Seconds(), "backfill-events/s")
 	b.ReportMetric(raw.Seconds()/backfill.Seconds(), "backfill/raw")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-rss-growth-MiB")
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-rss-MiB")
 }
 
 // fill appends n events of about 600 bytes, 5 per stream, 1000 per
@@ -127,7 +128,7 @@ func (c *insertCounter) Heard(time.Time)             {}
 // backfillRate backfills the table into a sink that discards, through a
 // pipeline whose stream is idle, and returns the time it took and the peak
 // growth of the RSS meanwhile.
-func backfillRate(b *testing.B, dsn string, pool *pgxpool.Pool, n int) (time.Duration, int64) {
+func backfillRate(b *testing.B, dsn string, pool *pgxpool.Pool, n int) (d time.Duration, growth, peakRSS int64) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	cps := checkpoint.New(pool, "public")
@@ -201,7 +202,7 @@ func backfillRate(b *testing.B, dsn string, pool *pgxpool.Pool, n int) (time.Dur
 	if err := job.Run(ctx); err != nil {
 		b.Fatal(err)
 	}
-	d := time.Since(start)
+	d = time.Since(start)
 	close(stop)
 	<-sampled
 	if got := null.n.Load(); got != int64(n) {
@@ -209,7 +210,7 @@ func backfillRate(b *testing.B, dsn string, pool *pgxpool.Pool, n int) (time.Dur
 	}
 	cancel()
 	<-done
-	return d, peak.Load()
+	return d, peak.Load(), base + peak.Load()
 }
 
 // discard is a sink that counts and drops.
