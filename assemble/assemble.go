@@ -125,7 +125,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		}
 		if !slot.Exists {
 			for _, sc := range pc.Sinks {
-				if err := backfills.RequestIfNone(ctx, pc.Name, sc.Name); err != nil {
+				if err := backfills.RequestForNewSlot(ctx, pc.Name, sc.Name); err != nil {
 					return nil, wrap(err)
 				}
 			}

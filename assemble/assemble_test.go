@@ -184,7 +184,7 @@ func TestOpenEveryKind(t *testing.T) {
 	checkLogs(t, logs.String())
 
 	res, err := assemble.Teardown(t.Context(), pc, true)
-	if err != nil || !res.SlotDropped || !res.PublicationDropped || res.CheckpointsDeleted != int64(len(pc.Sinks)) {
+	if err != nil || !res.Slot.Dropped || !res.Publication.Dropped || res.Checkpoints.Deleted != int64(len(pc.Sinks)) {
 		t.Fatalf("teardown: %+v, %v", res, err)
 	}
 }

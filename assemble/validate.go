@@ -2,9 +2,14 @@ package assemble
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/martencdc/cdc/checkpoint"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/decoder"
 	"github.com/martencdc/cdc/replication"
@@ -31,17 +36,46 @@ func validateSource(ctx context.Context, pc *config.Pipeline) []string {
 	for _, p := range replication.Check(ctx, src, ReplicationConfig(pc, nil), decoder.RequiredColumns()) {
 		problems = append(problems, p.Error())
 	}
+	cp := src
 	if pc.Checkpoints.DSN != pc.Source.DSN {
-		cp, err := NewPool(ctx, pc.Checkpoints.DSN, "checkpoints.dsn")
-		if err != nil {
+		if cp, err = NewPool(ctx, pc.Checkpoints.DSN, "checkpoints.dsn"); err != nil {
 			return append(problems, err.Error())
 		}
 		defer cp.Close()
 		if err := WaitReachable(ctx, cp, "the checkpoint database", false, nil); err != nil {
-			problems = append(problems, err.Error())
+			return append(problems, err.Error())
 		}
 	}
+	if p := checkpointSchemaProblem(ctx, cp, pc.Checkpoints.Schema); p != "" {
+		problems = append(problems, p)
+	}
 	return problems
+}
+
+// checkpointSchemaProblem says why cdc run could not create its tables
+// (cdc_checkpoints and the others) in the checkpoint schema: the schema is
+// missing, or the role may not create in it while cdc_checkpoints does not
+// exist yet.
+func checkpointSchemaProblem(ctx context.Context, pool *pgxpool.Pool, schema string) string {
+	if schema == "" {
+		schema = "public"
+	}
+	var exists, canCreate, hasTable bool
+	var role string
+	err := pool.QueryRow(ctx, `SELECT n.oid IS NOT NULL,
+    coalesce(has_schema_privilege(n.oid, 'CREATE'), false),
+    to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL, current_user
+FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = $1`, schema, checkpoint.TableName).Scan(&exists, &canCreate, &hasTable, &role)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("check checkpoint schema %s: %v", schema, err)
+	case !exists:
+		return fmt.Sprintf("checkpoint schema %s does not exist: create it (CREATE SCHEMA %s) or set checkpoints.schema", schema, pgx.Identifier{schema}.Sanitize())
+	case !canCreate && !hasTable:
+		return fmt.Sprintf("role %s may not create %s in schema %s: GRANT CREATE ON SCHEMA %s TO %s", role, checkpoint.TableName, schema,
+			pgx.Identifier{schema}.Sanitize(), pgx.Identifier{role}.Sanitize())
+	}
+	return ""
 }
 
 // validateSinks checks each sink's target, for the sinks that can tell

@@ -225,6 +225,47 @@ ON CONFLICT (pipeline, sink) DO NOTHING`, pipelineName, sink)
 	return nil
 }
 
+// RequestForNewSlot asks for a backfill of sink from the beginning when its
+// replication slot is about to be created with source.start: beginning: a
+// finished backfill (of an earlier slot, dropped since) is requested again;
+// a requested or running one is kept (a crash before the slot was created).
+func (s *Store) RequestForNewSlot(ctx context.Context, pipelineName, sink string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` AS b (pipeline, sink, state) VALUES ($1, $2, 'requested')
+ON CONFLICT (pipeline, sink) DO UPDATE SET
+    state = 'requested', from_seq = 0, from_time = NULL, tenants = '{}',
+    segments = '[]', cursor = NULL, next_ordinal = 0, done_events = 0, total_events = 0, rate = 0,
+    requested_at = now(), started_at = NULL, finished_at = NULL, updated_at = now(), instance = '', error = ''
+WHERE b.state = 'done'`, pipelineName, sink)
+	if err != nil {
+		return fmt.Errorf("request a backfill of %s/%s: %w", pipelineName, sink, err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.ptable+` p USING `+s.table+` b
+WHERE p.pipeline = $1 AND p.sink = $2 AND b.pipeline = p.pipeline AND b.sink = p.sink AND b.state = 'requested'`, pipelineName, sink); err != nil {
+		return fmt.Errorf("request a backfill of %s/%s: %w", pipelineName, sink, err)
+	}
+	return nil
+}
+
+// Delete removes every backfill of a pipeline, with its pages (cdc
+// teardown --checkpoints), and returns how many it removed. A missing
+// table is none.
+func (s *Store) Delete(ctx context.Context, pipelineName string) (int64, error) {
+	if ok, err := s.exists(ctx); err != nil || !ok {
+		if err != nil {
+			return 0, fmt.Errorf("delete the backfills of pipeline %s: %w", pipelineName, err)
+		}
+		return 0, nil
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.ptable+` WHERE pipeline = $1`, pipelineName); err != nil {
+		return 0, fmt.Errorf("delete the backfills of pipeline %s: %w", pipelineName, err)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.table+` WHERE pipeline = $1`, pipelineName)
+	if err != nil {
+		return 0, fmt.Errorf("delete the backfills of pipeline %s: %w", pipelineName, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // Load returns the backfills of a pipeline by sink. A missing table gives
 // none.
 func (s *Store) Load(ctx context.Context, pipelineName string) (map[string]*Record, error) {

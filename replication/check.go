@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -71,10 +72,16 @@ FROM pg_roles r WHERE r.rolname = current_user`, pgx.Identifier{cfg.Schema, cfg.
 			add("table %s lacks required %s %s", cfg.qualifiedTable(), noun, joinQuoted(missing))
 		}
 	}
-	if problem, _, err := publicationProblem(ctx, pool, cfg); err != nil {
+	if problem, exists, err := publicationProblem(ctx, pool, cfg); err != nil {
 		add("%v", err)
 	} else if problem != "" {
 		add("%s", problem)
+	} else if !exists && tableExists && !superuser {
+		if problem, err := createPublicationProblem(ctx, pool, cfg, role); err != nil {
+			add("%v", err)
+		} else if problem != "" {
+			add("%s", problem)
+		}
 	}
 	slot, err := Slot(ctx, pool, cfg.Slot)
 	switch {
@@ -122,4 +129,31 @@ func IsAuthError(err error) bool {
 		return true
 	}
 	return false
+}
+
+// createPublicationProblem says what keeps role from creating the missing
+// publication of cfg, as cdc run would: it needs the CREATE privilege on
+// the database and ownership of the table. The fix is the statement the
+// table's owner must run once.
+func createPublicationProblem(ctx context.Context, pool *pgxpool.Pool, cfg Config, role string) (string, error) {
+	var canCreate, owns bool
+	var owner, db string
+	err := pool.QueryRow(ctx, `SELECT has_database_privilege(current_database(), 'CREATE'),
+    pg_has_role(current_user, c.relowner, 'USAGE'), pg_get_userbyid(c.relowner), current_database()
+FROM pg_class c WHERE c.oid = to_regclass($1)`, pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()).Scan(&canCreate, &owns, &owner, &db)
+	if err != nil {
+		return "", fmt.Errorf("check the privileges to create publication %s: %w", cfg.Publication, err)
+	}
+	var lacks []string
+	if !canCreate {
+		lacks = append(lacks, "the CREATE privilege on database "+db)
+	}
+	if !owns {
+		lacks = append(lacks, "ownership of "+cfg.qualifiedTable()+" (owned by "+owner+")")
+	}
+	if len(lacks) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("publication %s does not exist and role %s cannot create it: it lacks %s; let %s run once: %s;",
+		cfg.Publication, role, strings.Join(lacks, " and "), owner, createPublicationSQL(cfg)), nil
 }

@@ -21,6 +21,8 @@ const (
 	codeFeatureNotSupported = "0A000" // e.g. a row filter PostgreSQL does not accept
 	codeUndefinedObject     = "42704" // the slot or publication does not exist
 
+	codeInsufficientPrivilege = "42501" // e.g. must be owner of publication
+
 	codeObjectNotInPrerequisiteState = "55000" // e.g. a slot that lost its WAL
 )
 
@@ -57,14 +59,7 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, cfg Config) erro
 	if exists {
 		return nil
 	}
-	sql := "CREATE PUBLICATION " + pgx.Identifier{cfg.Publication}.Sanitize() +
-		" FOR TABLE " + pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
-	if cfg.Filter != "" {
-		// The filter is operator-written SQL from the configuration file,
-		// never event data.
-		sql += " WHERE (" + cfg.Filter + ")"
-	}
-	sql += " WITH (publish = 'insert', publish_via_partition_root = true)"
+	sql := createPublicationSQL(cfg)
 	if _, err := pool.Exec(ctx, sql); err != nil {
 		if code := pgErrCode(err); code != codeDuplicateObject && code != codeUniqueViolation {
 			if code == codeFeatureNotSupported && cfg.Filter != "" {
@@ -274,37 +269,94 @@ func deref(s *string) string {
 	return *s
 }
 
-// Teardown drops the slot and the publication. Missing ones are not an error;
-// an active slot is (stop the running instance first). It reports what it
-// dropped.
+// Teardown drops the slot and then the publication of cfg: DropSlot, then
+// DropPublication. It stops at the first error.
 func Teardown(ctx context.Context, pool *pgxpool.Pool, cfg Config) (droppedSlot, droppedPublication bool, err error) {
-	if cfg, err = cfg.withDefaults(); err != nil {
+	if droppedSlot, err = DropSlot(ctx, pool, cfg); err != nil {
 		return false, false, err
+	}
+	droppedPublication, err = DropPublication(ctx, pool, cfg)
+	return droppedSlot, droppedPublication, err
+}
+
+// DropSlot drops the replication slot of cfg, unless an instance streams
+// from it. dropped is false when there was no slot.
+func DropSlot(ctx context.Context, pool *pgxpool.Pool, cfg Config) (dropped bool, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return false, err
 	}
 	slot, err := Slot(ctx, pool, cfg.Slot)
 	if err != nil {
-		return false, false, err
+		return false, err
 	}
-	if slot.Exists {
-		if slot.Active {
-			return false, false, fmt.Errorf("replication slot %s is in use by %s (pid %d): stop cdc run first", cfg.Slot, slot.Holder, slot.ActivePID)
-		}
-		if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, cfg.Slot); err != nil && pgErrCode(err) != codeUndefinedObject {
-			return false, false, fmt.Errorf("drop replication slot %s: %w", cfg.Slot, err)
-		}
-		droppedSlot = true
+	if !slot.Exists {
+		return false, nil
+	}
+	if slot.Active {
+		return false, fmt.Errorf("replication slot %s is in use by %s (pid %d): stop cdc run first", cfg.Slot, slot.Holder, slot.ActivePID)
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, cfg.Slot); err != nil && pgErrCode(err) != codeUndefinedObject {
+		return false, fmt.Errorf("drop replication slot %s: %w", cfg.Slot, err)
+	}
+	return true, nil
+}
+
+// NotOwnerError is returned when cdc's role may not drop or create an
+// object: Statement is what its owner (or a superuser) must run instead.
+type NotOwnerError struct {
+	What      string // e.g. "drop publication cdc_helpdesk"
+	Role      string // cdc's role
+	Statement string // the SQL the owner must run
+	Err       error  // the server's refusal
+}
+
+func (e *NotOwnerError) Error() string {
+	return fmt.Sprintf("%s: role %s may not (%v); its owner or a superuser must run: %s", e.What, e.Role, e.Err, e.Statement)
+}
+
+func (e *NotOwnerError) Unwrap() error { return e.Err }
+
+// DropPublication drops the publication of cfg. dropped is false when there
+// was none. When cdc's role does not own it, the error is a *NotOwnerError
+// naming the statement its owner must run.
+func DropPublication(ctx context.Context, pool *pgxpool.Pool, cfg Config) (dropped bool, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return false, err
 	}
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, cfg.Publication).Scan(&exists); err != nil {
-		return droppedSlot, false, fmt.Errorf("inspect publication %s: %w", cfg.Publication, err)
+		return false, fmt.Errorf("inspect publication %s: %w", cfg.Publication, err)
 	}
 	if !exists {
-		return droppedSlot, false, nil
+		return false, nil
 	}
-	if _, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{cfg.Publication}.Sanitize()); err != nil {
-		return droppedSlot, false, fmt.Errorf("drop publication %s: %w", cfg.Publication, err)
+	stmt := "DROP PUBLICATION IF EXISTS " + pgx.Identifier{cfg.Publication}.Sanitize()
+	if _, err := pool.Exec(ctx, stmt); err != nil {
+		if pgErrCode(err) == codeInsufficientPrivilege {
+			return false, &NotOwnerError{What: "drop publication " + cfg.Publication, Role: currentUser(ctx, pool), Statement: stmt + ";", Err: pgErrMessage(err)}
+		}
+		return false, fmt.Errorf("drop publication %s: %w", cfg.Publication, err)
 	}
-	return droppedSlot, true, nil
+	return true, nil
+}
+
+// currentUser returns the role of pool's connections, or "cdc's role".
+func currentUser(ctx context.Context, pool *pgxpool.Pool) string {
+	var role string
+	if err := pool.QueryRow(ctx, `SELECT current_user`).Scan(&role); err != nil {
+		return "cdc's role"
+	}
+	return role
+}
+
+// pgErrMessage returns the server's message of err without the SQLSTATE
+// decoration, or err itself.
+func pgErrMessage(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return errors.New(pgErr.Message)
+	}
+	return err
 }
 
 // errorIf returns msg as an error, or nil when msg is empty.
@@ -330,4 +382,16 @@ func joinQuoted(names []string) string {
 		q[i] = `"` + n + `"`
 	}
 	return strings.Join(q, ", ")
+}
+
+// createPublicationSQL is the statement that creates the publication of
+// cfg. The row filter is operator-written SQL from the configuration file,
+// never event data.
+func createPublicationSQL(cfg Config) string {
+	sql := "CREATE PUBLICATION " + pgx.Identifier{cfg.Publication}.Sanitize() +
+		" FOR TABLE " + pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
+	if cfg.Filter != "" {
+		sql += " WHERE (" + cfg.Filter + ")"
+	}
+	return sql + " WITH (publish = 'insert', publish_via_partition_root = true)"
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/internal/pgtest"
 	"github.com/martencdc/cdc/status"
@@ -104,12 +106,78 @@ func TestValidateStatusTeardown(t *testing.T) {
 	}
 
 	code, out, errOut = runInProcess(t, env, "teardown", "--config", cfg, "--checkpoints")
-	if code != 0 || !strings.Contains(out, "slot cdc_helpdesk dropped, publication cdc_helpdesk dropped") || !strings.Contains(out, "2 checkpoint rows deleted") {
+	if code != 0 || !strings.Contains(out, "slot cdc_helpdesk: dropped") || !strings.Contains(out, "publication cdc_helpdesk: dropped") || !strings.Contains(out, "checkpoints: 2 rows deleted") {
 		t.Fatalf("teardown: exit %d\n%s%s", code, out, errOut)
 	}
 	var slots int
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots`).Scan(&slots); err != nil || slots != 0 {
 		t.Fatalf("%d slots after teardown (%v)", slots, err)
+	}
+}
+
+// TestLeastPrivilege: cdc's role set up as the README recommends
+// (REPLICATION, CREATE on the schema, SELECT on the tables) and the
+// publication created by the table's owner. Before the owner created it,
+// validate says the role cannot and prints the statement; teardown drops the
+// slot and the checkpoints, and names the statement the owner must run to
+// drop the publication.
+func TestLeastPrivilege(t *testing.T) {
+	dsn, pool := martenStore(t)
+	var db string
+	mustDo(t, "database", pool.QueryRow(t.Context(), `SELECT current_database()`).Scan(&db))
+	role := "cdc_lp_" + strings.ToLower(strings.NewReplacer("-", "_").Replace(db[max(0, len(db)-20):]))
+	ident := pgx.Identifier{role}.Sanitize()
+	for _, stmt := range []string{
+		`CREATE ROLE ` + ident + ` LOGIN REPLICATION`,
+		`GRANT USAGE ON SCHEMA helpdesk TO ` + ident,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA helpdesk TO ` + ident,
+	} {
+		_, err := pool.Exec(t.Context(), stmt)
+		mustDo(t, stmt, err)
+	}
+	roleDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+role+"@", 1)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	env := map[string]string{"CDC_TEST_DSN": roleDSN}
+
+	code, out, errOut := runInProcess(t, env, "validate", "--config", cfg)
+	want := `CREATE PUBLICATION "cdc_helpdesk" FOR TABLE "helpdesk"."mt_events" WITH (publish = 'insert', publish_via_partition_root = true);`
+	if code != cli.ExitFailure || !strings.Contains(errOut, "publication cdc_helpdesk does not exist and role "+role+" cannot create it") ||
+		!strings.Contains(errOut, "the CREATE privilege on database") || !strings.Contains(errOut, "ownership of helpdesk.mt_events") || !strings.Contains(errOut, want) {
+		t.Fatalf("validate without the publication: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "role "+role+" may not create cdc_checkpoints in schema helpdesk: GRANT CREATE ON SCHEMA \"helpdesk\" TO \""+role+"\"") {
+		t.Fatalf("validate without CREATE on the checkpoint schema:\n%s", errOut)
+	}
+	_, err := pool.Exec(t.Context(), `GRANT CREATE ON SCHEMA helpdesk TO `+ident)
+	mustDo(t, "grant create", err)
+	// The owner runs the statement validate printed.
+	_, err = pool.Exec(t.Context(), strings.TrimSuffix(want, ";"))
+	mustDo(t, "create the publication as its owner", err)
+	if code, out, errOut = runInProcess(t, env, "validate", "--config", cfg); code != 0 {
+		t.Fatalf("validate with the publication: exit %d\n%s%s", code, out, errOut)
+	}
+	c := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + roleDSN}, cfg, pool)
+	w := startWriters(t, pool, 1, 0)
+	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(c.out) >= 5 }, "delivers")
+	committed, _ := w.finish(t)
+	pgtest.Eventually(t, 30*time.Second, func() bool { return allDelivered(t, committed, c.out) }, "delivers everything")
+	c.stopOK()
+	if _, ok := checkpointOf(t, pool, "out"); !ok {
+		t.Fatal("no checkpoint after the run")
+	}
+
+	code, out, errOut = runInProcess(t, env, "teardown", "--config", cfg, "--checkpoints")
+	if code != cli.ExitFailure || !strings.Contains(out, "slot cdc_helpdesk: dropped") ||
+		!strings.Contains(out, "publication cdc_helpdesk: not done: drop publication cdc_helpdesk: role "+role+" may not (must be owner of publication cdc_helpdesk); its owner or a superuser must run: DROP PUBLICATION IF EXISTS \"cdc_helpdesk\";") ||
+		!strings.Contains(out, "checkpoints: 1 rows deleted") || !strings.Contains(errOut, "teardown incomplete") {
+		t.Fatalf("teardown as a role that does not own the publication: exit %d\nstdout:\n%sstderr:\n%s", code, out, errOut)
+	}
+	var slots, rows int
+	mustDo(t, "slots", pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&slots))
+	mustDo(t, "checkpoints", pool.QueryRow(t.Context(), `SELECT count(*) FROM helpdesk.cdc_checkpoints`).Scan(&rows))
+	if slots != 0 || rows != 0 {
+		t.Fatalf("after teardown: %d slots, %d checkpoint rows", slots, rows)
 	}
 }
 

@@ -28,16 +28,20 @@ func cmdTeardown(ctx context.Context, args []string, e env) error {
 	var errs []error
 	for _, pc := range selected {
 		res, err := assemble.Teardown(ctx, pc, *withCheckpoints)
-		if res.ReplicationDone {
-			fmt.Fprintf(e.stdout, "pipeline %s: slot %s %s, publication %s %s\n", pc.Name,
-				pc.Source.Slot, doneWord(res.SlotDropped, "dropped", "absent"),
-				pc.Source.Publication, doneWord(res.PublicationDropped, "dropped", "absent"))
+		report := func(what string, st assemble.TeardownStep, done string) {
+			switch {
+			case !st.Ran:
+			case st.Err != nil:
+				fmt.Fprintf(e.stdout, "pipeline %s: %s: not done: %s\n", pc.Name, what, assemble.OneLine(st.Err.Error()))
+			default:
+				fmt.Fprintf(e.stdout, "pipeline %s: %s: %s\n", pc.Name, what, done)
+			}
 		}
-		if res.CheckpointsDone {
-			fmt.Fprintf(e.stdout, "pipeline %s: %d checkpoint rows deleted\n", pc.Name, res.CheckpointsDeleted)
-		}
+		report("slot "+pc.Source.Slot, res.Slot, doneWord(res.Slot.Dropped, "dropped", "absent"))
+		report("publication "+pc.Source.Publication, res.Publication, doneWord(res.Publication.Dropped, "dropped", "absent"))
+		report("checkpoints", res.Checkpoints, fmt.Sprintf("%d rows deleted", res.Checkpoints.Deleted))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pipeline %s: %w", pc.Name, err))
+			errs = append(errs, fmt.Errorf("pipeline %s: teardown incomplete: %w", pc.Name, err))
 		}
 	}
 	return errors.Join(errs...)
