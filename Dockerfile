@@ -4,7 +4,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/cdc ./cmd/cdc
+# docker build --build-arg VERSION=v1.2.0 . : what cdc version prints.
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/cdc ./cmd/cdc
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/cdc /usr/local/bin/cdc

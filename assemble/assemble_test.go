@@ -255,7 +255,7 @@ func TestValidate(t *testing.T) {
     sinks: [{name: bus, kind: kafka, brokers: [`+kc.ListenAddrs()[0]+`], topic: absent}]
 `)
 	problems := assemble.Validate(t.Context(), bad)
-	if len(problems) != 1 || !strings.HasPrefix(problems[0], "sink bus: ") || !strings.Contains(problems[0], `"absent"`) {
+	if len(problems) != 1 || !strings.HasPrefix(problems[0].Error(), "sink bus: ") || !strings.Contains(problems[0].Error(), `"absent"`) {
 		t.Fatalf("problems %q, want one line about sink bus and topic absent", problems)
 	}
 	var slots int

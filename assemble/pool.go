@@ -75,7 +75,7 @@ func WaitReachable(ctx context.Context, pool *pgxpool.Pool, what string, wait bo
 			return nil
 		}
 		if !wait || replication.IsAuthError(err) || ctx.Err() != nil {
-			return fmt.Errorf("connect to %s: %s", what, pgerr.Describe(err))
+			return fmt.Errorf("could not connect to %s: %s", what, pgerr.Describe(err))
 		}
 		d := delay.Next()
 		log.Warn("database not reachable; retrying", "database", what, "err", pgerr.Describe(err), "retry_in", d)

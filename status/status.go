@@ -95,7 +95,11 @@ type Pipeline struct {
 	CurrentWAL string `json:"current_wal_lsn,omitempty"`
 	Slot       Slot   `json:"slot"`
 	Sinks      []Sink `json:"sinks"`
-	Error      string `json:"error,omitempty"`
+	// Connected is false when the source database could not be reached:
+	// then Error says why and nothing else is known (not even whether
+	// the slot exists).
+	Connected bool   `json:"connected"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Read reads the status of pc from its databases: the slot, and each sink's
@@ -113,6 +117,10 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 		return fail(err)
 	}
 	defer src.Close()
+	if err := assemble.WaitReachable(ctx, src, "the source database", false, nil); err != nil {
+		return fail(err)
+	}
+	ps.Connected = true
 	slot, err := replication.Slot(ctx, src, pc.Source.Slot)
 	if err != nil {
 		return fail(err)

@@ -23,11 +23,12 @@ const usage = `cdc: change-data-capture projector for Marten event stores
 
 Usage:
   cdc run      --config FILE [--pipeline NAME]... [--metrics-addr :9187]
-  cdc status   --config FILE [--json]
+  cdc status   --config FILE [--pipeline NAME]... [--json]
   cdc validate --config FILE
   cdc teardown --config FILE [--pipeline NAME]... [--checkpoints]
   cdc replay   --config FILE [--pipeline NAME] --sink NAME [--from beginning|seq:N|time:RFC3339] [--tenant T]...
   cdc demo     [--duration D] [--rate N]   (runs the separate cdc-demo command)
+  cdc version  (or --version): the module version and VCS revision of this binary
 
 Common flags: --log-format auto|text|json, --log-level debug|info|warn|error.
 Run "cdc COMMAND -h" for the flags of a command.
@@ -72,6 +73,8 @@ func runCommand(ctx context.Context, args []string, e env) int {
 		err = cmdReplay(ctx, args[1:], e)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], e)
+	case "version", "--version":
+		err = cmdVersion(args[1:], e)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 		return cli.ExitOK

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,6 +179,33 @@ func TestLeastPrivilege(t *testing.T) {
 	mustDo(t, "checkpoints", pool.QueryRow(t.Context(), `SELECT count(*) FROM helpdesk.cdc_checkpoints`).Scan(&rows))
 	if slots != 0 || rows != 0 {
 		t.Fatalf("after teardown: %d slots, %d checkpoint rows", slots, rows)
+	}
+}
+
+// TestStatusUnreachable: status says it could not connect (not that the
+// slot is missing), exits 1, and --pipeline selects pipelines like the
+// other commands.
+func TestStatusUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mustDo(t, "listen", err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	env := map[string]string{"CDC_TEST_DSN": "postgres://cdc:s3cret@" + addr + "/helpdesk?connect_timeout=5"}
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"status", "--config", cfg}, cli.ExitFailure, "could not connect"},
+		{[]string{"status", "--config", cfg, "--pipeline", "helpdesk", "--json"}, cli.ExitFailure, `"connected": false`},
+		{[]string{"status", "--config", cfg, "--pipeline", "nope"}, cli.ExitUsage, "--pipeline nope: no such pipeline (configured: helpdesk)"},
+	} {
+		code, out, errOut := runInProcess(t, env, tt.args...)
+		if code != tt.code || !strings.Contains(out+errOut, tt.want) || strings.Contains(out, "missing") || strings.Contains(out+errOut, "s3cret") {
+			t.Errorf("cdc %s: exit %d, want %d and %q\nstdout:\n%sstderr:\n%s", strings.Join(tt.args[1:], " "), code, tt.code, tt.want, out, errOut)
+		}
 	}
 }
 

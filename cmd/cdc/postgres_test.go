@@ -12,6 +12,7 @@ import (
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/examples/helpdesk"
 	"github.com/martencdc/cdc/internal/marten"
+	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/internal/pgtest"
 )
 
@@ -173,7 +174,8 @@ func TestPostgresPoisonAndInjection(t *testing.T) {
 }
 
 // TestPostgresValidate: `cdc validate` prepares every statement against the
-// target and names the projection of a bad one.
+// target and names the projection of a bad one; SQL the target refuses as
+// written is a configuration error (exit 2).
 func TestPostgresValidate(t *testing.T) {
 	dsn, _ := martenStore(t)
 	targetDSN, _ := readModelTarget(t)
@@ -189,7 +191,7 @@ func TestPostgresValidate(t *testing.T) {
 	v := startCDC(t, dir, "validate", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, "validate", "--config", cfg)
 	code := v.wait(30 * time.Second)
 	lines := strings.Split(strings.TrimSpace(v.stderr()), "\n")
-	if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "sink broken: ") || !strings.Contains(lines[0], "typo") ||
+	if code != cli.ExitUsage || len(lines) != 1 || !strings.Contains(lines[0], "sink broken: ") || !strings.Contains(lines[0], "typo") ||
 		!strings.Contains(lines[0], `"incident_detail" does not exist`) {
 		t.Fatalf("validate exited %d with:\n%s\nwant one line naming projection typo of sink broken", code, v.stderr())
 	}

@@ -18,14 +18,20 @@ import (
 func cmdStatus(ctx context.Context, args []string, e env) error {
 	cc := newConfigCommand("status")
 	asJSON := cc.fs.Bool("json", false, "print JSON")
+	var names cli.StringList
+	cc.fs.Var(&names, "pipeline", "show only this pipeline (repeatable; default all)")
 	cfg, _, err := cc.parse(args, e)
+	if err != nil {
+		return err
+	}
+	selected, err := selectPipelines(cfg, names)
 	if err != nil {
 		return err
 	}
 	var report []status.Pipeline
 	failed := false
-	for i := range cfg.Pipelines {
-		ps := status.Read(ctx, &cfg.Pipelines[i])
+	for _, pc := range selected {
+		ps := status.Read(ctx, pc)
 		failed = failed || ps.Error != ""
 		report = append(report, ps)
 	}
@@ -52,6 +58,8 @@ func printStatus(w io.Writer, report []status.Pipeline) {
 		}
 		s := ps.Slot
 		switch {
+		case !ps.Connected:
+			continue // the error says it could not connect; nothing else is known
 		case !s.Exists:
 			fmt.Fprintf(w, "  slot %s: missing (created by cdc run)\n", s.Name)
 		default:

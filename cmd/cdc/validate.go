@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/martencdc/cdc/assemble"
@@ -9,13 +10,14 @@ import (
 )
 
 // cmdValidate parses the configuration and checks every pipeline's server
-// and sinks: one line per problem, exit 1 if any.
+// and sinks: one line per problem; exit 2 if any is the configuration's
+// (a DSN that does not parse, SQL the target refuses), else 1 if any.
 func cmdValidate(ctx context.Context, args []string, e env) error {
 	cfg, _, err := newConfigCommand("validate").parse(args, e)
 	if err != nil {
 		return err
 	}
-	failed := 0
+	failed, configErrs := 0, 0
 	for i := range cfg.Pipelines {
 		pc := &cfg.Pipelines[i]
 		problems := assemble.Validate(ctx, pc)
@@ -26,10 +28,16 @@ func cmdValidate(ctx context.Context, args []string, e env) error {
 		}
 		failed++
 		for _, p := range problems {
-			fmt.Fprintf(e.stderr, "cdc: pipeline %s: %s\n", pc.Name, assemble.OneLine(p))
+			if ce := (*assemble.ConfigError)(nil); errors.As(p, &ce) {
+				configErrs++
+			}
+			fmt.Fprintf(e.stderr, "cdc: pipeline %s: %s\n", pc.Name, assemble.OneLine(p.Error()))
 		}
 	}
-	if failed > 0 {
+	switch {
+	case configErrs > 0:
+		return &cli.UsageError{Err: cli.ErrReported}
+	case failed > 0:
 		return cli.ErrReported
 	}
 	return nil

@@ -35,6 +35,10 @@ func Usagef(format string, args ...any) error {
 // ErrReported means the command already printed its problems.
 var ErrReported = errors.New("problems reported")
 
+// ErrHelp means the command printed its usage because it was asked to
+// (-h, --help): exit 0.
+var ErrHelp = errors.New("help shown")
+
 // ExitError carries the exit code of a command run on the user's behalf,
 // which already reported its own problems.
 type ExitError struct{ Code int }
@@ -45,7 +49,7 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 // it was reported already, and maps it to an exit code: 0 for nil, 2 for a
 // usage or configuration error, 1 otherwise.
 func ExitCode(prog string, err error, stderr io.Writer) int {
-	if err == nil {
+	if err == nil || errors.Is(err, ErrHelp) {
 		return ExitOK
 	}
 	if x := (*ExitError)(nil); errors.As(err, &x) {
@@ -131,7 +135,10 @@ func (s *StringList) Set(v string) error { *s = append(*s, v); return nil }
 func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
-		return &UsageError{ErrReported} // flag printed the problem or the usage
+		if errors.Is(err, flag.ErrHelp) {
+			return ErrHelp // -h: flag printed the usage
+		}
+		return &UsageError{ErrReported} // flag printed the problem
 	}
 	if fs.NArg() > 0 {
 		return Usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))

@@ -22,7 +22,16 @@ type Checker interface {
 // checkName is the name of the prepared statement Check prepares.
 const checkName = "cdc_check"
 
-// Check reports, one line per problem, what would keep the sink from
+// Check is Problems as lines: see Problems.
+func (s *Sink) Check(ctx context.Context) []string {
+	var lines []string
+	for _, err := range s.Problems(ctx) {
+		lines = append(lines, err.Error())
+	}
+	return lines
+}
+
+// Problems reports, one error per problem, what would keep the sink from
 // writing: the target unreachable, a table the sink needs missing and not
 // creatable by this role, a statement that is not valid for the target or
 // that the role may not run. It works in a transaction that it rolls back,
@@ -32,35 +41,36 @@ const checkName = "cdc_check"
 // checks tables, columns, types and privileges without running anything. A
 // line names what failed: "projection incident_details, statement 2: ERROR:
 // column "x" does not exist (SQLSTATE 42703)". Projections that are neither
-// SQL nor Checkers are not checked. Check returns nil when all is well.
-func (s *Sink) Check(ctx context.Context) []string {
+// SQL nor Checkers are not checked. It returns nil when all is well. The
+// errors of statements wrap the server's *pgconn.PgError.
+func (s *Sink) Problems(ctx context.Context) []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return []string{errClosed.Error()}
+		return []error{errClosed}
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return []string{fmt.Sprintf("postgres sink %s: cannot connect to the target: %s", s.sink, pgerr.Describe(err))}
+		return []error{fmt.Errorf("postgres sink %s: cannot connect to the target: %s", s.sink, pgerr.Describe(err))}
 	}
 	defer conn.Release()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return []string{fmt.Sprintf("postgres sink %s: cannot begin a transaction in the target: %v", s.sink, err)}
+		return []error{fmt.Errorf("postgres sink %s: cannot begin a transaction in the target: %w", s.sink, err)}
 	}
 	defer rollback(ctx, tx)
 
-	var problems []string
+	var problems []error
 	checkTable := func(what string, t table, ddl, stmt string) {
 		if err := inSavepoint(ctx, tx, func(sp pgx.Tx) error {
 			_, err := ensureTable(ctx, sp, t, ddl)
 			return err
 		}); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+			problems = append(problems, fmt.Errorf("%s: %w", what, err))
 			return
 		}
 		if err := checkStatement(ctx, tx, stmt); err != nil {
-			problems = append(problems, fmt.Sprintf("%s %s: %v", what, t, err))
+			problems = append(problems, fmt.Errorf("%s %s: %w", what, t, err))
 		}
 	}
 	checkTable("checkpoint table", s.cpTable, checkpointDDL(s.cpTable), s.cpSQL)
@@ -72,12 +82,12 @@ func (s *Sink) Check(ctx context.Context) []string {
 		case *sqlProjection:
 			for i := range p.stmts {
 				if err := checkStatement(ctx, tx, p.stmts[i].text); err != nil {
-					problems = append(problems, fmt.Sprintf("projection %s, statement %d: %v", r.Name, i+1, err))
+					problems = append(problems, fmt.Errorf("projection %s, statement %d: %w", r.Name, i+1, err))
 				}
 			}
 		case Checker:
 			for _, line := range p.Check(ctx, tx) {
-				problems = append(problems, fmt.Sprintf("projection %s: %s", r.Name, line))
+				problems = append(problems, fmt.Errorf("projection %s: %s", r.Name, line))
 			}
 		}
 	}
