@@ -11,8 +11,8 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/examples/helpdesk"
-	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/cli"
+	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/pgtest"
 )
 
