@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -117,16 +118,34 @@ func InstanceID() string {
 }
 
 // OneLine joins the lines of a multi-line message (pgconn lists every
-// address it tried on its own line) so that each problem prints as one line.
+// address it tried on its own line) so that each problem prints as one line,
+// and cuts it at MaxLine bytes: a huge configuration value quoted in an
+// error is not echoed whole.
 func OneLine(s string) string {
-	if !strings.Contains(s, "\n") {
+	if strings.Contains(s, "\n") {
+		parts := strings.Split(s, "\n")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		s = strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), "; ")
+	}
+	return Shorten(s)
+}
+
+// MaxLine is the longest problem line cdc prints, in bytes.
+const MaxLine = 1000
+
+// Shorten cuts s at MaxLine bytes (on a UTF-8 boundary), saying how much
+// it left out.
+func Shorten(s string) string {
+	if len(s) <= MaxLine {
 		return s
 	}
-	parts := strings.Split(s, "\n")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
+	cut := MaxLine
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
 	}
-	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), "; ")
+	return fmt.Sprintf("%s... (%d more bytes)", s[:cut], len(s)-cut)
 }
 
 // pools are a pipeline's connections: to the source and to the checkpoint

@@ -41,6 +41,9 @@ func Teardown(ctx context.Context, pc *config.Pipeline, checkpoints bool) (Teard
 		return res, err
 	}
 	defer src.Close()
+	if err := WaitReachable(ctx, src, "the source database", false, nil); err != nil {
+		return res, err
+	}
 	rc := ReplicationConfig(pc, nil)
 	res.Slot.Ran = true
 	if res.Slot.Dropped, res.Slot.Err = replication.DropSlot(ctx, src, rc); res.Slot.Err != nil {

@@ -10,6 +10,13 @@ import (
 // variable without a default, an unterminated "${", an invalid name. The
 // messages name variables but never show values or the text around them.
 func expand(s string, lookup func(string) (string, bool)) (string, []string) {
+	return expandEscaped(s, lookup, nil)
+}
+
+// expandEscaped is expand with the value of each ${VAR} escaped by
+// escape(offset of its "$" in s), when escape is not nil and returns a
+// function (defaults are text of the file: they are not escaped).
+func expandEscaped(s string, lookup func(string) (string, bool), escape func(at int) func(string) string) (string, []string) {
 	if !strings.Contains(s, "$") {
 		return s, nil
 	}
@@ -37,6 +44,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, []string) {
 			break
 		}
 		body := s[i+2 : i+2+end]
+		at := i
 		i += 2 + end + 1
 		name, def, hasDef := strings.Cut(body, ":-")
 		if !validVarName(name) {
@@ -50,6 +58,11 @@ func expand(s string, lookup func(string) (string, bool)) (string, []string) {
 		v, set := lookup(name)
 		switch {
 		case set && (v != "" || !hasDef):
+			if escape != nil {
+				if esc := escape(at); esc != nil {
+					v = esc(v)
+				}
+			}
 			b.WriteString(v)
 		case hasDef:
 			d, _ := expand(def, lookup) // only $$ and lone $ remain

@@ -165,6 +165,37 @@ func (d *decoder) text(n *yaml.Node, path, want string) (string, bool) {
 	return s, len(errs) == 0
 }
 
+// dsn returns the connection string at key, with each ${VAR}'s value
+// escaped for where it lands (see dsnEscaper). ok is false when the key is
+// absent (reported if req) or invalid (reported).
+func (m *mapping) dsn(key string, req bool) (string, bool) {
+	f, ok := m.get(key)
+	if !ok {
+		if req {
+			m.required(key)
+		}
+		return "", false
+	}
+	path := join(m.path, key)
+	n := f.value
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		m.d.addf(n.Line, path, "want a connection string, got %s", describe(n))
+		return "", false
+	}
+	s, errs := expandEscaped(n.Value, m.d.env, dsnEscaper(n.Value))
+	for _, e := range errs {
+		m.d.addf(n.Line, path, "%s", e)
+	}
+	if len(errs) > 0 {
+		return "", false
+	}
+	if req && s == "" {
+		m.d.addf(n.Line, path, "must not be empty")
+		return "", false
+	}
+	return s, true
+}
+
 // str returns the expanded string at key. ok is false when the key is
 // absent (reported if req) or invalid (reported). check, if not nil,
 // validates the value and returns the problem's message, or "".

@@ -242,7 +242,7 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 	}
 	if cp := m.child("checkpoints"); cp != nil {
 		cp.only("dsn", "schema")
-		p.Checkpoints.DSN, _ = cp.str("dsn", false, nil)
+		p.Checkpoints.DSN, _ = cp.dsn("dsn", false)
 		p.Checkpoints.Schema, _ = cp.str("schema", false, checkIdentifier)
 	}
 	if p.Checkpoints.DSN == "" {
@@ -289,7 +289,7 @@ func (d *decoder) pipeline(n *yaml.Node, path string) (*Pipeline, pipelineLines)
 func (d *decoder) source(m *mapping, pipeline string) Source {
 	m.only("dsn", "schema", "slot", "publication", "filter", "start", "timeout")
 	s := Source{Schema: DefaultSchema, Start: DefaultStart, Timeout: DefaultTimeout}
-	s.DSN, _ = m.str("dsn", true, nil)
+	s.DSN, _ = m.dsn("dsn", true)
 	if v, ok := m.str("schema", false, checkIdentifier); ok {
 		s.Schema = v
 	}

@@ -52,7 +52,7 @@ func TestParseSpecExample(t *testing.T) {
 	want := &Config{Pipelines: []Pipeline{{
 		Name: "helpdesk",
 		Source: Source{
-			DSN:         "postgres://cdc:s3cr:t@#@db:5432/helpdesk",
+			DSN:         "postgres://cdc:s3cr%3At%40%23@db:5432/helpdesk",
 			Schema:      "helpdesk",
 			Slot:        "cdc_helpdesk",
 			Publication: "cdc_helpdesk",
@@ -60,7 +60,7 @@ func TestParseSpecExample(t *testing.T) {
 			Start:       StartNow,
 			Timeout:     30 * time.Second,
 		},
-		Checkpoints:     Checkpoints{DSN: "postgres://cdc:s3cr:t@#@db:5432/checkpoints", Schema: "helpdesk"},
+		Checkpoints:     Checkpoints{DSN: "postgres://cdc:s3cr%3At%40%23@db:5432/checkpoints", Schema: "helpdesk"},
 		StandbyRetry:    2 * time.Second,
 		StatusInterval:  500 * time.Millisecond,
 		ShutdownTimeout: 20 * time.Second,
@@ -205,7 +205,7 @@ func TestParseEnv(t *testing.T) {
 		value string // the value of source.dsn
 		want  string
 	}{
-		{"set", "postgres://cdc:${PGPASSWORD}@db/x", `postgres://cdc:p@ss: #w'rd"@db/x`},
+		{"set", "host=db password=${PGPASSWORD}", `host=db password='p@ss: #w\'rd"'`},
 		{"unset with default", "host=${PGHOST:-localhost}", "host=localhost"},
 		{"set with default", "${TENANT:-other}", "acme"},
 		{"empty with default", "a${EMPTY:-b}c", "abc"},

@@ -41,7 +41,7 @@ var postgresKind = sinkKind{
 	keys: []string{"dsn", "mode", "table", "projections"},
 	decode: func(m *mapping) SinkOptions {
 		o := &PostgresOptions{Mode: postgres.Modes()[0]}
-		o.DSN, _ = m.str("dsn", true, nil)
+		o.DSN, _ = m.dsn("dsn", true)
 		if v, ok := oneOf(m, "mode", postgres.Modes()...); ok {
 			o.Mode = v
 		}

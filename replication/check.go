@@ -76,11 +76,24 @@ FROM pg_roles r WHERE r.rolname = current_user`, pgx.Identifier{cfg.Schema, cfg.
 		add("%v", err)
 	} else if problem != "" {
 		add("%s", problem)
-	} else if !exists && tableExists && !superuser {
-		if problem, err := createPublicationProblem(ctx, pool, cfg, role); err != nil {
-			add("%v", err)
-		} else if problem != "" {
-			add("%s", problem)
+	} else if !exists && tableExists {
+		// cdc run will create the publication: can it, with this filter?
+		canCreate := superuser
+		if !superuser {
+			if problem, err := createPublicationProblem(ctx, pool, cfg, role); err != nil {
+				add("%v", err)
+			} else if problem != "" {
+				add("%s", problem)
+			} else {
+				canCreate = true
+			}
+		}
+		if v, _ := strconv.Atoi(versionNum); canCreate && cfg.Filter != "" && v/10000 >= 15 {
+			if _, problem, err := probeFilter(ctx, pool, cfg); err != nil {
+				add("%v", err)
+			} else if problem != "" {
+				add("%s", problem)
+			}
 		}
 	}
 	slot, err := Slot(ctx, pool, cfg.Slot)

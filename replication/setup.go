@@ -127,24 +127,9 @@ JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid 
 	if err := pool.QueryRow(ctx, filterOf, cfg.Publication, table).Scan(&current); err != nil {
 		return "", fmt.Errorf("read the row filter of publication %s: %w", cfg.Publication, err)
 	}
-	var want *string
-	if cfg.Filter != "" {
-		// Let PostgreSQL normalise the configured filter: create a probe
-		// publication with it in a transaction that is rolled back.
-		tx, err := pool.Begin(ctx)
-		if err != nil {
-			return "", fmt.Errorf("check source.filter: %w", err)
-		}
-		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-		probe := pgx.Identifier{"cdc_filter_probe"}.Sanitize()
-		// The filter is operator-written SQL from the configuration file,
-		// never event data.
-		if _, err := tx.Exec(ctx, "CREATE PUBLICATION "+probe+" FOR TABLE "+table+" WHERE ("+cfg.Filter+")"); err != nil {
-			return fmt.Sprintf("source.filter %q: PostgreSQL refuses it: %v", cfg.Filter, err), nil
-		}
-		if err := tx.QueryRow(ctx, filterOf, "cdc_filter_probe", table).Scan(&want); err != nil {
-			return "", fmt.Errorf("check source.filter: %w", err)
-		}
+	want, problem, err := probeFilter(ctx, pool, cfg)
+	if problem != "" || err != nil {
+		return problem, err
 	}
 	show := func(f *string) string {
 		if f == nil {
@@ -157,6 +142,34 @@ JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid 
 			cfg.Publication, show(current), show(want), pgx.Identifier{cfg.Publication}.Sanitize(), table, whereClause(cfg.Filter)), nil
 	}
 	return "", nil
+}
+
+// probeFilter lets PostgreSQL check and normalise source.filter: it creates
+// a probe publication with it in a transaction that is rolled back. want is
+// the normalised filter (nil without one); problem says why PostgreSQL
+// refuses it.
+func probeFilter(ctx context.Context, pool *pgxpool.Pool, cfg Config) (want *string, problem string, err error) {
+	if cfg.Filter == "" {
+		return nil, "", nil
+	}
+	table := pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("check source.filter: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	probe := pgx.Identifier{"cdc_filter_probe"}.Sanitize()
+	// The filter is operator-written SQL from the configuration file,
+	// never event data.
+	if _, err := tx.Exec(ctx, "CREATE PUBLICATION "+probe+" FOR TABLE "+table+" WHERE ("+cfg.Filter+")"); err != nil {
+		return nil, fmt.Sprintf("source.filter %q: PostgreSQL refuses it: %v", cfg.Filter, err), nil
+	}
+	const filterOf = `SELECT pg_get_expr(pr.prqual, pr.prrelid) FROM pg_publication_rel pr
+JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid = $2::regclass`
+	if err := tx.QueryRow(ctx, filterOf, "cdc_filter_probe", table).Scan(&want); err != nil {
+		return nil, "", fmt.Errorf("check source.filter: %w", err)
+	}
+	return want, "", nil
 }
 
 func whereClause(filter string) string {

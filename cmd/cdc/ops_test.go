@@ -209,6 +209,58 @@ func TestStatusUnreachable(t *testing.T) {
 	}
 }
 
+// TestSecretInDSN: a password with "@", "/", "#" and "%" substituted into a
+// URL DSN reaches the connection as it is, and no fragment of it appears in
+// any command's output, even when the server cannot be reached.
+func TestSecretInDSN(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mustDo(t, "listen", err)
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cdc.yaml")
+	cfg := "pipelines:\n  - name: helpdesk\n    source:\n      dsn: postgres://cdc:${PGPASSWORD}@" + addr + "/helpdesk?connect_timeout=5\n      schema: helpdesk\n    sinks: [{name: out, kind: stdout}]\n"
+	mustDo(t, "config", os.WriteFile(path, []byte(cfg), 0o600))
+	const pw = "Se@cret99/x#y%z"
+	env := map[string]string{"PGPASSWORD": pw}
+	for _, args := range [][]string{{"validate"}, {"status"}, {"teardown"}} {
+		code, out, errOut := runInProcess(t, env, append(args, "--config", path)...)
+		all := out + errOut
+		if code != cli.ExitFailure || !strings.Contains(all, "could not connect to the source database: "+addr) {
+			t.Errorf("cdc %s: exit %d, want 1 and the address it could not reach:\n%s", args[0], code, all)
+		}
+		for _, frag := range []string{"cret99", "Se@", "x#y", "%z", "Se%40"} {
+			if strings.Contains(all, frag) {
+				t.Errorf("cdc %s printed %q of the password:\n%s", args[0], frag, all)
+			}
+		}
+	}
+}
+
+// TestHugeValue: a 100 kB configuration value that the server refuses is
+// not echoed whole: every line cdc prints stays short.
+func TestHugeValue(t *testing.T) {
+	dsn, _ := martenStore(t)
+	dir := t.TempDir()
+	filter := "tenant_id::text in ('" + strings.Repeat("x", 100_000) + "') and nope()"
+	cfg := writeConfig(t, dir, "")
+	data, err := os.ReadFile(cfg)
+	mustDo(t, "config", err)
+	data = []byte(strings.Replace(string(data), "      schema: helpdesk\n", "      schema: helpdesk\n      filter: \""+filter+"\"\n", 1))
+	mustDo(t, "config", os.WriteFile(cfg, data, 0o600))
+	for _, cmd := range []string{"validate", "run"} {
+		code, out, errOut := runInProcess(t, map[string]string{"CDC_TEST_DSN": dsn}, cmd, "--config", cfg, "--log-format", "json")
+		if code == 0 || !strings.Contains(errOut, "source.filter") {
+			t.Fatalf("cdc %s: exit %d\n%.2000s", cmd, code, errOut)
+		}
+		for _, line := range strings.Split(out+errOut, "\n") {
+			if len(line) > 1100 {
+				t.Errorf("cdc %s printed a line of %d bytes: %.200s...", cmd, len(line), line)
+			}
+		}
+	}
+}
+
 func keys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

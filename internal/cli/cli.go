@@ -61,7 +61,7 @@ func ExitCode(prog string, err error, stderr io.Writer) int {
 	if !errors.Is(err, ErrReported) {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if line != "" {
-				fmt.Fprintf(stderr, "%s: %s\n", prog, line)
+				fmt.Fprintf(stderr, "%s: %s\n", prog, assemble.Shorten(line))
 			}
 		}
 	}
