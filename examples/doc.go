@@ -9,6 +9,7 @@
 // directories below with config.Parse, check that each has the sinks its
 // header names and uses only the environment variables it documents, and
 // build each sink offline as cdc would, without contacting any service.
+// They also parse every YAML block of docs/scaling.md the same way.
 //
 // examples/helpdesk is the Go side of the Helpdesk read models: their DDL,
 // their SQL projections and a recomputation that the tests check them

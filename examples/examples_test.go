@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -421,4 +422,37 @@ func onlySink[O config.SinkOptions](t *testing.T, cfg *config.Config) O {
 		t.Errorf("sink %s: options %T, want %T", cfg.Pipelines[0].Sinks[0].Name, cfg.Pipelines[0].Sinks[0].Options, zero)
 	}
 	return o
+}
+
+// TestScalingDoc parses every YAML block of docs/scaling.md as a whole
+// configuration and builds its sinks offline: the guide shows only keys and
+// values cdc accepts.
+func TestScalingDoc(t *testing.T) {
+	const doc = "../docs/scaling.md"
+	data, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(data), -1)
+	if len(blocks) == 0 {
+		t.Fatalf("%s has no yaml blocks", doc)
+	}
+	for i, b := range blocks {
+		name := fmt.Sprintf("%s, yaml block %d", doc, i+1)
+		secrets := map[string]bool{}
+		lookup := func(v string) (string, bool) {
+			secrets["example-"+strings.ToLower(v)] = true
+			return "example-" + strings.ToLower(v), true
+		}
+		cfg, err := config.Parse(name, []byte(b[1]), lookup)
+		if err != nil {
+			t.Errorf("config.Parse: %v", err)
+			continue
+		}
+		for p := range cfg.Pipelines {
+			for s := range cfg.Pipelines[p].Sinks {
+				checkSinkOffline(t, &cfg.Pipelines[p], &cfg.Pipelines[p].Sinks[s], slices.Collect(maps.Keys(secrets)))
+			}
+		}
+	}
 }
