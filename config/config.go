@@ -95,7 +95,7 @@ type Source struct {
 	// Default "cdc_" + pipeline name.
 	Publication string
 	// Filter is an optional publication row filter (PostgreSQL 15+), an SQL
-	// expression such as "tenant_id in ('acme','globex')". Default "": all rows.
+	// expression such as "tenant_id::text in ('acme','globex')" (compare varchar columns as text). Default "": all rows.
 	Filter string
 	// Start says where a new slot starts: StartNow, or StartBeginning to
 	// backfill every sink with the events already in mt_events first.

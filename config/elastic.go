@@ -60,6 +60,9 @@ var elasticKind = sinkKind{
 		if o.Password != "" && o.Username == "" {
 			m.d.addf(m.valueLine("password"), join(m.path, "password"), "password without username")
 		}
+		if o.Username != "" && o.Password == "" {
+			m.d.addf(m.valueLine("username"), join(m.path, "username"), "username without password")
+		}
 		if o.APIKey != "" && o.Username != "" {
 			m.d.addf(m.valueLine("api_key"), join(m.path, "api_key"), "use either api_key or username and password, not both")
 		}

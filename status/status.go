@@ -7,6 +7,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -134,11 +135,7 @@ func Read(ctx context.Context, pc *config.Pipeline) Pipeline {
 		}
 		if slot.WALStatus == "lost" {
 			ps.Slot.Lost = true
-			ps.Slot.Recovery = fmt.Sprintf("PostgreSQL removed WAL this slot still needed (max_slot_wal_keep_size): "+
-				"the events committed since the sinks' checkpoints can no longer be read from it. "+
-				"Drop it (cdc teardown --pipeline %s), start cdc run again to create a new one, "+
-				"and replay what the sinks missed from mt_events (cdc replay --pipeline %s --sink NAME --from seq:N, "+
-				"N the last seq_id each sink holds)", pc.Name, pc.Name)
+			ps.Slot.Recovery = strings.ReplaceAll(replication.LostSlotRecovery, "--pipeline NAME", "--pipeline "+pc.Name)
 		}
 	} else {
 		var s string
