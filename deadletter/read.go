@@ -46,6 +46,17 @@ func (l *Letter) Event() (*cdc.Event, error) {
 	return e, nil
 }
 
+// Envelope returns the stored envelope with its fields in the envelope's
+// order (jsonb gives them back in an order of its own), or the payload as
+// stored when it does not decode.
+func (l *Letter) Envelope() []byte {
+	e, err := l.Event()
+	if err != nil {
+		return l.Payload
+	}
+	return envelope.Append(nil, e)
+}
+
 // Binary reports whether the event was rejected because its body is binary
 // (cdc.ErrBinaryBody): the envelope holds no body to re-send, so no retry
 // can deliver it.
