@@ -164,6 +164,7 @@ func TestDeadLettersListShow(t *testing.T) {
 			t.Fatalf("show printed\n%s\nwant it to contain %q", r.stdout, want)
 		}
 	}
+	t.Logf("show:\n%s", r.stdout)
 	r = runDeadLetters(t, envs, "show", "--config", cfg, "--id", strconv.FormatInt(l.ID, 10), "--json")
 	var j letterJSON
 	mustDo(t, "show --json", json.Unmarshal([]byte(r.stdout), &j))
@@ -340,6 +341,8 @@ func TestDeadLettersRetryPostgres(t *testing.T) {
 	if dl[0].EventID != ids[1] || dl[1].EventID != ids[3] {
 		t.Fatalf("dead letters %s, %s; want the poison events %s, %s", dl[0].EventID, dl[1].EventID, ids[1], ids[3])
 	}
+	t.Logf("list:\n%s", runDeadLetters(t, envs, "list", "--config", cfg).stdout)
+	t.Logf("show:\n%s", runDeadLetters(t, envs, "show", "--config", cfg, "--id", strconv.FormatInt(dl[0].ID, 10)).stdout)
 	var cpBefore string
 	mustDo(t, "target checkpoint", target.QueryRow(t.Context(), `SELECT lsn::text || '#' || tx_index FROM cdc_sink_checkpoints`).Scan(&cpBefore))
 
@@ -457,6 +460,8 @@ func TestDeadLettersRetryElastic(t *testing.T) {
 		t.Fatalf("after a refused retry: %+v; want the row kept with the new error", got)
 	}
 
+	t.Logf("retry before the fix:\n%s%s", r.stdout, r.stderr)
+
 	// The fix: the index again, with Amount as a keyword.
 	esRequest(t, http.MethodDelete, es.URL()+"/helpdesk-incident_noted", "")
 	esRequest(t, http.MethodPut, es.URL()+"/helpdesk-incident_noted", `{"mappings":{"properties":{"data":{"properties":{"Amount":{"type":"keyword"}}}}}}`)
@@ -464,6 +469,7 @@ func TestDeadLettersRetryElastic(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "helpdesk/search: 1 re-sent and removed, 0 rejected again and kept, 0 not sent") {
 		t.Fatalf("retry after the fix: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
+	t.Logf("retry after the fix:\n%s%s", r.stdout, r.stderr)
 	doc, ok := es.Doc("helpdesk-incident_noted", e[1].ID)
 	if !ok {
 		t.Fatal("the retried event has no document")
