@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/deadletter"
@@ -486,5 +488,71 @@ func TestDeadLettersRetryElastic(t *testing.T) {
 	r = runDeadLetters(t, envs, "retry", "--config", cfg, "--sink", "search", "--all")
 	if r.code != 0 || r.stdout != "no dead letters for helpdesk/search\n" {
 		t.Fatalf("retry with none left: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDeadLettersRetryKafka: a record larger than the topic accepts is a
+// dead letter; after the topic's max.message.bytes is raised, a retry
+// produces it as a new message, after the events that followed it in its
+// partition (the order README documents), and removes the dead letter.
+func TestDeadLettersRetryKafka(t *testing.T) {
+	kc := startKafka(t)
+	mustDo(t, "topic", kc.CreateTopic("helpdesk.events", 3, map[string]string{"max.message.bytes": "4000"}))
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`      - name: bus
+        kind: kafka
+        brokers: %s
+        topic: helpdesk.events
+        on_error: dead_letter
+`, kafkaYAML(kc)))
+	envs := []string{"CDC_TEST_DSN=" + dsn}
+	k := consume(t, kc, `^helpdesk\.events$`)
+	run := startStreaming(t, dir, "run", envs, cfg, pool)
+	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
+	s := store.NewStreamID()
+	e := marten.SampleEvents(s, "incident_logged", "incident_noted", "incident_closed")
+	e[1].Data = json.RawMessage(fmt.Sprintf(`{"Note":%q}`, strings.Repeat("x", 6000)))
+	_, _, err := store.QuickAppend(t.Context(), pool, s, "incident", "", e)
+	mustDo(t, "append", err)
+	pgtest.Eventually(t, 20*time.Second, func() bool { return k.ids()[e[2].ID] == 1 && len(letters(t, pool, "bus")) == 1 }, "the event after the poison one reaches Kafka")
+	run.stopOK()
+
+	// The fix: the topic takes larger records.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	mustDo(t, "kafka client", err)
+	defer cl.Close()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "helpdesk.events"
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value = "max.message.bytes", kmsg.StringPtr("100000")
+	res.Configs = append(res.Configs, c)
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(t.Context(), cl)
+	mustDo(t, "alter topic", err)
+	if code := resp.Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("alter topic: error code %d", code)
+	}
+
+	r := runDeadLetters(t, envs, "retry", "--config", cfg, "--sink", "bus", "--all")
+	if r.code != 0 || !strings.Contains(r.stdout, "helpdesk/bus: 1 re-sent and removed, 0 rejected again and kept, 0 not sent") {
+		t.Fatalf("retry: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	pgtest.Eventually(t, 20*time.Second, func() bool { return k.ids()[e[1].ID] == 1 }, "the retried event reaches Kafka")
+	var retried, after kafkaRecord
+	for _, rec := range k.snapshot() {
+		switch rec.Headers["event-id"] {
+		case e[1].ID:
+			retried = rec
+		case e[2].ID:
+			after = rec
+		}
+	}
+	if retried.Key != s || retried.Partition != after.Partition || retried.Offset < after.Offset || retried.env.ID != e[1].ID {
+		t.Fatalf("retried record %s/%d@%d key %s; want stream %s's partition %d after offset %d", retried.Topic, retried.Partition, retried.Offset, retried.Key, s, after.Partition, after.Offset)
+	}
+	if n := len(letters(t, pool, "bus")); n != 0 {
+		t.Fatalf("%d dead letters left", n)
 	}
 }
