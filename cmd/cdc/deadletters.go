@@ -142,19 +142,19 @@ func parseDeadLetters(sub string, args []string, e env) (*deadLetters, error) {
 			return nil, cli.Usagef("deadletters show: --id N is required, once")
 		}
 	case "retry", "discard":
-		if dc.all == (len(ids) > 0) {
-			return nil, cli.Usagef("deadletters %s: give --id N (repeatable) or --all, not both", sub)
+		switch {
+		case dc.all && len(ids) > 0:
+			return nil, cli.Usagef("deadletters %s: --id and --all exclude each other", sub)
+		case !dc.all && len(ids) == 0:
+			return nil, cli.Usagef("deadletters %s: --id N (repeatable) or --all is required", sub)
 		}
 	}
 	name := ""
 	if sinkName != nil {
 		name = *sinkName
 	}
-	if sub == "list" || sub == "show" {
+	if name == "" && (sub == "list" || sub == "show") {
 		dc.pc, err = pickPipeline(cfg, *pipelineName)
-		if err == nil && name != "" {
-			dc.pc, dc.sc, err = replayTarget(cfg, dc.pc.Name, name)
-		}
 	} else {
 		dc.pc, dc.sc, err = replayTarget(cfg, *pipelineName, name)
 	}
