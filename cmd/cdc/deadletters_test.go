@@ -19,6 +19,7 @@ import (
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/deadletter"
+	envjson "github.com/martencdc/cdc/envelope"
 	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
@@ -556,3 +557,31 @@ func TestDeadLettersRetryKafka(t *testing.T) {
 		t.Fatalf("%d dead letters left", n)
 	}
 }
+
+// TestDeadLettersRetryStdout: the stdout sink prints the retried events,
+// rebuilt from their envelopes, on stdout in position order, so the report
+// goes to stderr; the rows are removed.
+func TestDeadLettersRetryStdout(t *testing.T) {
+	dsn, pool := martenStore(t)
+	cfg := writeConfig(t, t.TempDir(), "")
+	envs := []string{"CDC_TEST_DSN=" + dsn}
+	events := seedDeadLetters(t, pool, 3, "out")
+	r := runDeadLetters(t, envs, "retry", "--config", cfg, "--sink", "out", "--all")
+	if r.code != 0 || !strings.Contains(r.stderr, "helpdesk/out: 3 re-sent and removed, 0 rejected again and kept, 0 not sent") {
+		t.Fatalf("retry: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	var want []string
+	for i := len(events) - 1; i >= 0; i-- { // by position: the last seeded first
+		want = append(want, string(envelopeOf(events[i])))
+	}
+	if got := strings.Split(strings.TrimSpace(r.stdout), "\n"); !slices.Equal(got, want) {
+		t.Fatalf("stdout:\n%s\nwant the envelopes by position:\n%s", r.stdout, strings.Join(want, "\n"))
+	}
+	if n := len(letters(t, pool, "out")); n != 0 {
+		t.Fatalf("%d dead letters left", n)
+	}
+}
+
+// envelopeOf is the JSON envelope of e (package envelope; this package's
+// tests have a type of that name).
+func envelopeOf(e *cdc.Event) []byte { return envjson.Append(nil, e) }
