@@ -4,6 +4,13 @@
 // and type, the error the target gave, the event as a JSON envelope (package
 // envelope) and when it was written, so an operator can inspect, fix and
 // re-send it. A Store is safe for concurrent use.
+//
+// The cdc deadletters command reads the rows (List, Get), removes them
+// (Delete) and re-sends them (Retry) through the sink's own write path,
+// rebuilding each event from its envelope (Letter.Event, envelope.Decode).
+// Retry removes a row only once the sink accepted its event, and keeps a
+// row the sink rejects again with the new error (UpdateError): at least
+// once, never lost.
 package deadletter
 
 import (

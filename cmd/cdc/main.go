@@ -27,6 +27,7 @@ Usage:
   cdc validate --config FILE
   cdc teardown --config FILE [--pipeline NAME]... [--checkpoints]
   cdc replay   --config FILE [--pipeline NAME] --sink NAME [--from beginning|seq:N|time:RFC3339] [--tenant T]...
+  cdc deadletters list|show|retry|discard --config FILE [--pipeline NAME] [--sink NAME] [--id N]... [--all]
   cdc demo     [--duration D] [--rate N]   (runs the separate cdc-demo command)
   cdc version  (or --version): the module version and VCS revision of this binary
 
@@ -71,6 +72,8 @@ func runCommand(ctx context.Context, args []string, e env) int {
 		err = cmdTeardown(ctx, args[1:], e)
 	case "replay":
 		err = cmdReplay(ctx, args[1:], e)
+	case "deadletters":
+		err = cmdDeadLetters(ctx, args[1:], e)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], e)
 	case "version", "--version":

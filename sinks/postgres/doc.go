@@ -41,6 +41,14 @@
 // gives the pipeline the target's position to resume from, and
 // [Sink.ResetCheckpoint] forgets it, for a replay into emptied read models.
 //
+// [Sink.Redeliver] is the write path of re-sent dead letters (cdc
+// deadletters retry): their positions are at or below the checkpoint, which
+// Write would skip as applied, so Redeliver applies the events through the
+// same projections without reading or moving the checkpoint (it never goes
+// back, and a running instance's compare-and-set is not disturbed). That
+// path is at least once: nothing in the target records a redelivered
+// event.
+//
 // # Batches and round trips
 //
 // When every projection a batch's events match is a Batcher (SQL

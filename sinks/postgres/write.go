@@ -74,6 +74,48 @@ const rollbackTimeout = 10 * time.Second
 // If no event fails the second time, that transaction commits the whole
 // batch and Write returns nil.
 func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
+	return s.write(ctx, b, moveCheckpoint)
+}
+
+// checkpointing says whether a write moves the sink's checkpoint.
+type checkpointing bool
+
+const (
+	// moveCheckpoint: Write. Events at or below the checkpoint are skipped
+	// and the checkpoint moves with the batch (compare-and-set): exactly
+	// once.
+	moveCheckpoint checkpointing = true
+	// leaveCheckpoint: Redeliver. Every event is applied and the
+	// checkpoint row is neither read nor written: at least once.
+	leaveCheckpoint checkpointing = false
+)
+
+// Redeliver applies the events of b again through the sink's projections
+// (or, in ModeEvents, inserts them into the events table), whatever the
+// sink's checkpoint: it re-sends dead letters (cdc deadletters retry),
+// whose positions are at or below the checkpoint since the sink went on
+// after rejecting them. It is Write without the checkpoint: no event is
+// skipped as already applied, and the checkpoint row is neither read nor
+// moved, so it never goes back, and the compare-and-set of an instance
+// running the sink meanwhile is not disturbed.
+//
+// Failures are handled as by Write: a plain error when nothing was
+// committed and trying again may help; otherwise the batch is applied
+// again event by event with savepoints, the events before the first one
+// that fails commit, and Redeliver returns a [*cdc.RejectedError] for it.
+//
+// Redelivery is at least once, not exactly once: nothing in the target
+// records that an event was redelivered (the caller removes the dead
+// letter once Redeliver returned nil), so a commit whose outcome was lost,
+// or a caller that fails before removing its dead letter, makes the next
+// call apply the event again. Idempotent statements (upserts, version
+// guards) make that harmless; ModeEvents is idempotent on the event id.
+func (s *Sink) Redeliver(ctx context.Context, b cdc.Batch) error {
+	return s.write(ctx, b, leaveCheckpoint)
+}
+
+// write is Write (cp moveCheckpoint) or Redeliver (cp leaveCheckpoint).
+func (s *Sink) write(ctx context.Context, b cdc.Batch, cp checkpointing) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -87,20 +129,20 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 			return err
 		}
 	}
-	if !s.floorKnown {
+	if !s.floorKnown && cp == moveCheckpoint {
 		if err := s.loadFloor(ctx); err != nil {
 			return err
 		}
 	}
-	steps, batchable := s.plan(b.Events)
+	steps, batchable := s.plan(b.Events, cp)
 	if len(steps) == 0 {
 		return nil
 	}
 	var err error
 	if batchable {
-		err = s.writeBatched(ctx, b.Events, steps)
+		err = s.writeBatched(ctx, b.Events, steps, cp)
 	} else {
-		err = s.writeApplied(ctx, b.Events, steps)
+		err = s.writeApplied(ctx, b.Events, steps, cp)
 	}
 	if err == nil {
 		return nil
@@ -111,7 +153,7 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 		return fmt.Errorf("postgres sink %s: write %d events: %w", s.sink, len(steps), err)
 	}
 	s.log.Debug("batch failed; applying it again event by event to find the event at fault", "events", len(steps), "err", err)
-	if err := s.isolate(ctx, b.Events); err != nil {
+	if err := s.isolate(ctx, b.Events, cp); err != nil {
 		var rej *cdc.RejectedError
 		if errors.As(err, &rej) {
 			return err
@@ -122,12 +164,13 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 	return nil
 }
 
-// plan returns the events above the floor with their routes, and whether
-// every matching projection is a Batcher.
-func (s *Sink) plan(events []*cdc.Event) (steps []step, batchable bool) {
+// plan returns the events above the floor (with leaveCheckpoint: every
+// event) with their routes, and whether every matching projection is a
+// Batcher.
+func (s *Sink) plan(events []*cdc.Event, cp checkpointing) (steps []step, batchable bool) {
 	batchable = true
 	for i, e := range events {
-		if s.hasFloor && e.Position().Compare(s.floor) <= 0 {
+		if cp == moveCheckpoint && s.hasFloor && e.Position().Compare(s.floor) <= 0 {
 			continue
 		}
 		rs := s.routesFor(e.Type)
@@ -142,8 +185,8 @@ func (s *Sink) plan(events []*cdc.Event) (steps []step, batchable bool) {
 }
 
 // writeBatched writes the steps with one pipelined batch (begin,
-// statements, checkpoint) and a commit.
-func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []step) error {
+// statements, checkpoint unless leaveCheckpoint) and a commit.
+func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []step, cpMode checkpointing) error {
 	var b pgx.Batch
 	b.BeginTx(pgx.TxOptions{})
 	owners := []owner{{step: -1}}
@@ -168,9 +211,12 @@ func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []st
 		}
 	}
 	last := events[steps[len(steps)-1].i].Position()
-	cp := b.Len()
-	b.Queue(s.cpSQL, s.checkpointArgs(last)...)
-	owners = append(owners, owner{step: -1})
+	cp := -1
+	if cpMode == moveCheckpoint {
+		cp = b.Len()
+		b.Queue(s.cpSQL, s.checkpointArgs(last)...)
+		owners = append(owners, owner{step: -1})
+	}
 
 	tags, failed := track(&b)
 	br := s.pool.SendBatch(ctx, &b)
@@ -179,20 +225,22 @@ func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []st
 		rollback(ctx, tx)
 		return s.attribute(err, *failed, &b, owners, events, steps)
 	}
-	if tags[cp].RowsAffected() != 1 {
+	if cp >= 0 && tags[cp].RowsAffected() != 1 {
 		rollback(ctx, tx)
 		return errCheckpointMoved
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	s.setFloor(last)
+	if cp >= 0 {
+		s.setFloor(last)
+	}
 	return nil
 }
 
 // writeApplied writes the steps in a transaction, calling each projection's
 // Apply in turn.
-func (s *Sink) writeApplied(ctx context.Context, events []*cdc.Event, steps []step) error {
+func (s *Sink) writeApplied(ctx context.Context, events []*cdc.Event, steps []step, cp checkpointing) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -209,7 +257,7 @@ func (s *Sink) writeApplied(ctx context.Context, events []*cdc.Event, steps []st
 			}
 		}
 	}
-	return s.commit(ctx, tx, events[steps[len(steps)-1].i].Position())
+	return s.commit(ctx, tx, events[steps[len(steps)-1].i].Position(), cp)
 }
 
 // isolate applies the batch again event by event, each after a savepoint,
@@ -217,17 +265,19 @@ func (s *Sink) writeApplied(ctx context.Context, events []*cdc.Event, steps []st
 // returns a RejectedError, or commits the whole batch if none fails. With
 // Batchers, every event's savepoint, statements, constraint check and
 // release go in one pipelined batch: the server stops at the first failure.
-func (s *Sink) isolate(ctx context.Context, events []*cdc.Event) error {
-	if err := s.loadFloor(ctx); err != nil {
-		return err
+func (s *Sink) isolate(ctx context.Context, events []*cdc.Event, cp checkpointing) error {
+	if cp == moveCheckpoint {
+		if err := s.loadFloor(ctx); err != nil {
+			return err
+		}
 	}
-	steps, batchable := s.plan(events)
+	steps, batchable := s.plan(events, cp)
 	if len(steps) == 0 {
 		return nil // the failed attempt committed after all
 	}
-	err := s.search(ctx, events, steps, batchable)
+	err := s.search(ctx, events, steps, batchable, cp)
 	if errors.Is(err, errAmbiguous) {
-		err = s.search(ctx, events, steps, false)
+		err = s.search(ctx, events, steps, false, cp)
 	}
 	return err
 }
@@ -238,7 +288,7 @@ func (s *Sink) isolate(ctx context.Context, events []*cdc.Event) error {
 var errAmbiguous = errors.New("a batch callback failed")
 
 // search is isolate in one transaction, pipelined or not.
-func (s *Sink) search(ctx context.Context, events []*cdc.Event, steps []step, pipelined bool) error {
+func (s *Sink) search(ctx context.Context, events []*cdc.Event, steps []step, pipelined bool, cp checkpointing) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -257,12 +307,12 @@ func (s *Sink) search(ctx context.Context, events []*cdc.Event, steps []step, pi
 	}
 	switch {
 	case err == nil:
-		return s.commit(ctx, tx, events[steps[len(steps)-1].i].Position())
+		return s.commit(ctx, tx, events[steps[len(steps)-1].i].Position(), cp)
 	case ctx.Err() != nil || retryable(err) || tx.Conn().IsClosed() || bad < 0:
 		return err
 	}
 	if bad > 0 {
-		if err := s.commit(ctx, tx, events[steps[bad-1].i].Position()); err != nil {
+		if err := s.commit(ctx, tx, events[steps[bad-1].i].Position(), cp); err != nil {
 			return err
 		}
 	}
@@ -356,8 +406,15 @@ func (s *Sink) applySaved(ctx context.Context, tx pgx.Tx, e *cdc.Event, routes [
 	return nil
 }
 
-// commit moves the checkpoint to p in tx and commits.
-func (s *Sink) commit(ctx context.Context, tx pgx.Tx, p cdc.Position) error {
+// commit moves the checkpoint to p in tx (unless leaveCheckpoint) and
+// commits.
+func (s *Sink) commit(ctx context.Context, tx pgx.Tx, p cdc.Position, cp checkpointing) error {
+	if cp == leaveCheckpoint {
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	}
 	tag, err := tx.Exec(ctx, s.cpSQL, s.checkpointArgs(p)...)
 	if err != nil {
 		return fmt.Errorf("move checkpoint: %w", err)
