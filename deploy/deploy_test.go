@@ -13,9 +13,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -487,4 +489,57 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if g.Environment["GF_AUTH_ANONYMOUS_ENABLED"] != "true" {
 		t.Errorf("grafana environment %v: anonymous viewers not enabled", g.Environment)
 	}
+}
+
+// TestPromtool runs Prometheus's own checks when promtool is installed
+// (Debian: apt-get install prometheus): the syntax of prometheus.yml, the
+// rules of alerts.yml and their unit tests (alerts_test.yml), and every
+// dashboard query, with Grafana's variables replaced, as PromQL.
+func TestPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (apt-get install prometheus); the other tests check the metric names only")
+	}
+	run := func(dir string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	dir := filepath.Join(root, "deploy/prometheus")
+	run(dir, "check", "config", "--syntax-only", "prometheus.yml")
+	run(dir, "check", "rules", "alerts.yml")
+	run(dir, "test", "rules", "alerts_test.yml")
+
+	var d dashboard
+	if err := json.Unmarshal(read(t, "deploy/grafana/dashboards/cdc.json"), &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$pipeline", ".*", "$sink", ".*", "$__rate_interval", "1m", "$__range", "1h")
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	var walk func([]grafanaPanel)
+	walk = func(panels []grafanaPanel) {
+		for _, p := range panels {
+			walk(p.Panels)
+			for _, tg := range p.Targets {
+				rules = append(rules, rule{Record: fmt.Sprintf("dashboard:query_%d", len(rules)), Expr: vars.Replace(tg.Expr)})
+			}
+		}
+	}
+	walk(d.Panels)
+	b, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmp, "dashboard.yml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(tmp, "check", "rules", "dashboard.yml")
 }
