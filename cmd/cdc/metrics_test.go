@@ -243,7 +243,20 @@ func TestMetricsFromStart(t *testing.T) {
 		t.Errorf("cdc_slot_wal_status series %v, want %v", statuses, want)
 	}
 	if !strings.Contains(string(b), `cdc_slot_wal_status{pipeline="helpdesk",status="reserved"} 1`) {
-		t.Errorf("a fresh slot's wal_status is not reserved:\n%s", b)
+		t.Errorf("a fresh slot's wal_status is not reserved")
 	}
+	if t.Failed() {
+		t.Logf("the first scrape of /metrics:\n%s", b)
+	}
+	// Stop once streaming, as an operator would, not in the middle of the start.
+	pgtest.Eventually(t, 15*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && strings.Contains(string(body), "pipeline helpdesk: streaming")
+	}, "/readyz says streaming")
 	c.stopOK()
 }
