@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -185,7 +186,8 @@ func flag(args []string, name string) string {
 // more (one streams, one stands by); a grace period longer than the
 // configuration's shutdown_timeout plus 5 s; non-root with a read-only
 // root filesystem; the Service, the ServiceMonitor and the
-// PodDisruptionBudget select what they must.
+// PodDisruptionBudget select what they must; the PrometheusRule holds the
+// alerts of deploy/prometheus/alerts.yml.
 func TestKubernetes(t *testing.T) {
 	objs := manifests(t)
 
@@ -395,6 +397,15 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("the ServiceMonitor scrapes %s", e.Path)
 		}
 	}
+	// The PrometheusRule holds the alerts of deploy/prometheus/alerts.yml.
+	rule := one(t, objs, "PrometheusRule")
+	var want, got any
+	unmarshal(t, "deploy/prometheus/alerts.yml", &want)
+	rule.spec(t, &got)
+	if rule.APIVersion != "monitoring.coreos.com/v1" || !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: spec differs from deploy/prometheus/alerts.yml; indent that file under spec:", rule)
+	}
+
 	pdb := one(t, objs, "PodDisruptionBudget")
 	var ps struct {
 		Selector       labelSelector `yaml:"selector"`
