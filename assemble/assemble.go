@@ -372,6 +372,7 @@ func (p *Pipeline) Probe(ctx context.Context) metrics.Snapshot {
 	slot, err := p.Slot(ctx)
 	if err == nil && slot.Exists {
 		snap.RetainedWAL = slot.RetainedBytes
+		snap.WALStatus, snap.SafeWALSize = slot.WALStatus, slot.SafeWALSize
 	}
 	now := time.Now()
 	for _, s := range p.Status() {

@@ -11,13 +11,20 @@
 //	cdc_sink_lag_seconds{pipeline,sink}              gauge
 //	cdc_sink_pending_events{pipeline,sink}           gauge
 //	cdc_slot_retained_wal_bytes{pipeline}            gauge
+//	cdc_slot_safe_wal_size_bytes{pipeline}           gauge: absent when unlimited or lost
+//	cdc_slot_wal_status{pipeline,status}             gauge: 1 for the slot's wal_status, 0 for the others
 //	cdc_replication_active{pipeline}                 gauge: 1 streaming, 0 standby or starting
 //	cdc_replay_events_total{pipeline,sink}           counter: events a backfill made durable
 //	cdc_replay_remaining_events{pipeline,sink}       gauge: events a backfill has still to deliver
+//
+// Every per-{pipeline,sink} series exists, at 0, from the moment the sink is
+// wrapped ([Metrics.Sink]), so that rate() and increase() see the first
+// event and an alert on a series that was never incremented can fire.
 package metrics
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,8 +102,14 @@ func (m *Metrics) ReplayProgress(pipeline, sink string, done, total int64) {
 	m.remaining.WithLabelValues(pipeline, sink).Set(float64(max(total-done, 0)))
 }
 
-// Sink wraps s so its writes are counted and timed.
+// Sink wraps s so its writes are counted and timed. It also creates the
+// sink's series of every per-{pipeline,sink} counter, histogram and replay
+// gauge at 0 (dead letters included, whatever the sink's on_error), so
+// they are exported from the start rather than from their first change.
 func (m *Metrics) Sink(pipeline, sink string, s cdc.Sink) cdc.Sink {
+	m.deadLetters.WithLabelValues(pipeline, sink)
+	m.replayed.WithLabelValues(pipeline, sink)
+	m.remaining.WithLabelValues(pipeline, sink)
 	return &sinkMetrics{
 		Sink:      s,
 		delivered: m.delivered.WithLabelValues(pipeline, sink),
@@ -149,8 +162,21 @@ func (d *deadLetterMetrics) Write(ctx context.Context, pipeline, sink string, e 
 type Snapshot struct {
 	Active      bool  // holding the slot and streaming
 	RetainedWAL int64 // bytes of WAL the slot retains; -1 if unknown
+	// WALStatus is the slot's wal_status (reserved, extended, unreserved
+	// or lost); "" if unknown, and then no cdc_slot_wal_status is exported.
+	WALStatus string
+	// SafeWALSize is the slot's safe_wal_size: bytes of WAL that may still
+	// be written before the slot is in danger of losing WAL it needs
+	// (negative once it is unreserved). nil when PostgreSQL reports NULL
+	// (max_slot_wal_keep_size is -1, unlimited, or the slot is lost) or
+	// when unknown; cdc_slot_safe_wal_size_bytes is then absent.
+	SafeWALSize *int64
 	Sinks       []SinkSnapshot
 }
+
+// walStatuses are the values of pg_replication_slots.wal_status that
+// cdc_slot_wal_status exports, one series each.
+var walStatuses = []string{"reserved", "extended", "unreserved", "lost"}
 
 // SinkSnapshot is one sink's lag at scrape time.
 type SinkSnapshot struct {
@@ -181,6 +207,8 @@ var (
 	descLagSeconds  = prometheus.NewDesc("cdc_sink_lag_seconds", "Age of the sink's checkpoint while it has events pending, else 0.", []string{"pipeline", "sink"}, nil)
 	descPending     = prometheus.NewDesc("cdc_sink_pending_events", "Events received and not yet durably accepted by the sink.", []string{"pipeline", "sink"}, nil)
 	descRetainedWAL = prometheus.NewDesc("cdc_slot_retained_wal_bytes", "WAL the pipeline's replication slot retains.", []string{"pipeline"}, nil)
+	descSafeWAL     = prometheus.NewDesc("cdc_slot_safe_wal_size_bytes", "WAL that may still be written before the slot is in danger of losing WAL (pg_replication_slots.safe_wal_size); absent when max_slot_wal_keep_size is unlimited or the slot is lost.", []string{"pipeline"}, nil)
+	descWALStatus   = prometheus.NewDesc("cdc_slot_wal_status", "1 for the slot's wal_status (reserved, extended, unreserved, lost), 0 for the others.", []string{"pipeline", "status"}, nil)
 	descActive      = prometheus.NewDesc("cdc_replication_active", "1 while the pipeline holds its slot and streams, 0 while it stands by or starts.", []string{"pipeline"}, nil)
 )
 
@@ -194,6 +222,8 @@ func (c *probeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLagSeconds
 	ch <- descPending
 	ch <- descRetainedWAL
+	ch <- descSafeWAL
+	ch <- descWALStatus
 	ch <- descActive
 }
 
@@ -212,6 +242,22 @@ func (c *probeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, active, p.pipeline)
 		if s.RetainedWAL >= 0 {
 			ch <- prometheus.MustNewConstMetric(descRetainedWAL, prometheus.GaugeValue, float64(s.RetainedWAL), p.pipeline)
+		}
+		if s.SafeWALSize != nil {
+			ch <- prometheus.MustNewConstMetric(descSafeWAL, prometheus.GaugeValue, float64(*s.SafeWALSize), p.pipeline)
+		}
+		if s.WALStatus != "" {
+			statuses := walStatuses
+			if !slices.Contains(statuses, s.WALStatus) {
+				statuses = append(slices.Clip(statuses), s.WALStatus) // a status newer than this list
+			}
+			for _, st := range statuses {
+				v := 0.0
+				if st == s.WALStatus {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descWALStatus, prometheus.GaugeValue, v, p.pipeline, st)
+			}
 		}
 		for _, k := range s.Sinks {
 			ch <- prometheus.MustNewConstMetric(descLagBytes, prometheus.GaugeValue, float64(k.LagBytes), p.pipeline, k.Name)

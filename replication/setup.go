@@ -214,6 +214,11 @@ type SlotState struct {
 	CurrentWAL     cdc.LSN // pg_current_wal_lsn() when read
 	RetainedBytes  int64   // WAL the slot retains: current WAL minus restart_lsn
 	WALStatus      string  // reserved, extended, unreserved or lost
+	// SafeWALSize is safe_wal_size: bytes of WAL that may still be written
+	// before the slot is in danger of losing WAL it needs (negative once
+	// unreserved); nil when PostgreSQL reports NULL, that is when
+	// max_slot_wal_keep_size is -1 (unlimited) or the slot is lost.
+	SafeWALSize *int64
 }
 
 // Slot reads the state of a replication slot. A missing slot is not an error:
@@ -231,9 +236,9 @@ func Slot(ctx context.Context, pool *pgxpool.Pool, name string) (SlotState, erro
     (SELECT coalesce(nullif(r.application_name, ''), 'unknown') || ' from ' || coalesce(host(r.client_addr) || ':' || r.client_port, 'local socket')
        FROM pg_stat_replication r WHERE r.pid = s.active_pid),
     s.confirmed_flush_lsn::text, s.restart_lsn::text, pg_current_wal_lsn()::text,
-    (pg_current_wal_lsn() - s.restart_lsn)::bigint, s.wal_status
+    (pg_current_wal_lsn() - s.restart_lsn)::bigint, s.wal_status, s.safe_wal_size
 FROM pg_replication_slots s WHERE s.slot_name = $1`, name).Scan(
-		&plugin, &s.Type, &db, &s.Active, &pid, &holder, &confirmed, &restart, &current, &retained, &status)
+		&plugin, &s.Type, &db, &s.Active, &pid, &holder, &confirmed, &restart, &current, &retained, &status, &s.SafeWALSize)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, nil
 	}
