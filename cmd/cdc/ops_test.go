@@ -64,6 +64,11 @@ func TestValidateStatusTeardown(t *testing.T) {
 		t.Fatalf("status while running: %+v", p)
 	}
 	c.stopOK()
+	// The server's walsender ends a moment after the process.
+	pgtest.Eventually(t, 30*time.Second, func() bool {
+		var active bool
+		return pool.QueryRow(t.Context(), `SELECT active FROM pg_replication_slots WHERE slot_name = 'cdc_helpdesk'`).Scan(&active) == nil && !active
+	}, "the slot is released")
 
 	// Stopped, caught up: no lag.
 	code, out, _ = runInProcess(t, env, "status", "--config", cfg, "--json")
