@@ -67,7 +67,7 @@ func TestValidateStatusTeardown(t *testing.T) {
 	// The server's walsender ends a moment after the process.
 	pgtest.Eventually(t, 30*time.Second, func() bool {
 		var active bool
-		return pool.QueryRow(t.Context(), `SELECT active FROM pg_replication_slots WHERE slot_name = 'cdc_helpdesk'`).Scan(&active) == nil && !active
+		return pool.QueryRow(t.Context(), `SELECT active FROM pg_replication_slots WHERE slot_name = 'cdc_helpdesk' AND database = current_database()`).Scan(&active) == nil && !active
 	}, "the slot is released")
 
 	// Stopped, caught up: no lag.
