@@ -389,3 +389,20 @@ func TestSilentConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckSlotOfAnotherDatabase: slot names are shared by the whole server;
+// a slot of the configured name in another database is a problem, not a
+// slot to stream from.
+func TestCheckSlotOfAnotherDatabase(t *testing.T) {
+	other := poolFor(t, pgtest.NewDatabase(t, pg))
+	cfg := replication.Config{Slot: "cdc_other_db", Publication: "cdc_other_db"}
+	if _, err := other.Exec(t.Context(), `SELECT pg_create_logical_replication_slot('cdc_other_db', 'pgoutput')`); err != nil {
+		t.Fatal(err)
+	}
+	dropSlot(t, other, cfg)
+	pool := poolFor(t, pgtest.NewMartenDatabase(t, pg, "public"))
+	problems := replication.Check(t.Context(), pool, cfg, decoder.RequiredColumns())
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), "replication slot cdc_other_db belongs to database ") {
+		t.Fatalf("problems: %v, want one about the slot of another database", problems)
+	}
+}

@@ -206,6 +206,7 @@ type SlotState struct {
 	Plugin         string
 	Type           string // "logical" or "physical"
 	Database       string
+	ThisDatabase   bool // the slot belongs to the database of the connection
 	Active         bool
 	ActivePID      int32   // walsender pid while active
 	Holder         string  // application_name and address of the holder while active
@@ -236,9 +237,10 @@ func Slot(ctx context.Context, pool *pgxpool.Pool, name string) (SlotState, erro
     (SELECT coalesce(nullif(r.application_name, ''), 'unknown') || ' from ' || coalesce(host(r.client_addr) || ':' || r.client_port, 'local socket')
        FROM pg_stat_replication r WHERE r.pid = s.active_pid),
     s.confirmed_flush_lsn::text, s.restart_lsn::text, pg_current_wal_lsn()::text,
-    (pg_current_wal_lsn() - s.restart_lsn)::bigint, s.wal_status, s.safe_wal_size
+    (pg_current_wal_lsn() - s.restart_lsn)::bigint, s.wal_status, s.safe_wal_size,
+    s.database IS NOT DISTINCT FROM current_database()
 FROM pg_replication_slots s WHERE s.slot_name = $1`, name).Scan(
-		&plugin, &s.Type, &db, &s.Active, &pid, &holder, &confirmed, &restart, &current, &retained, &status, &s.SafeWALSize)
+		&plugin, &s.Type, &db, &s.Active, &pid, &holder, &confirmed, &restart, &current, &retained, &status, &s.SafeWALSize, &s.ThisDatabase)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, nil
 	}
@@ -272,6 +274,8 @@ func (s SlotState) problem(cfg Config) string {
 	switch {
 	case s.Type != "logical":
 		return fmt.Sprintf("replication slot %s is a %s slot, not logical: choose another source.slot", cfg.Slot, s.Type)
+	case !s.ThisDatabase:
+		return fmt.Sprintf("replication slot %s belongs to database %s, not this one (slot names are shared by the whole server): choose another source.slot", cfg.Slot, s.Database)
 	case s.Plugin != "pgoutput":
 		return fmt.Sprintf("replication slot %s uses plugin %s, not pgoutput: drop it or choose another source.slot", cfg.Slot, s.Plugin)
 	case s.WALStatus == "lost":
