@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -200,6 +201,17 @@ func TestMetricsFromStart(t *testing.T) {
 	cfg := writeConfig(t, dir, "")
 	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg, "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
 	addr := metricsAddr(t, c)
+	// The listener is up while the pipeline opens; its series exist once
+	// it is open.
+	pgtest.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return !strings.Contains(string(b), "starting")
+	}, "the pipeline is open")
 
 	resp, err := http.Get("http://" + addr + "/metrics")
 	mustDo(t, "scrape /metrics", err)
@@ -259,4 +271,34 @@ func TestMetricsFromStart(t *testing.T) {
 		return resp.StatusCode == 200 && strings.Contains(string(body), "pipeline helpdesk: streaming")
 	}, "/readyz says streaming")
 	c.stopOK()
+}
+
+// TestAdminWhileStarting: while cdc waits for an unreachable database, the
+// admin listener already answers: /healthz 200 (alive: a liveness probe
+// must not restart it), /readyz 503 "starting".
+func TestAdminWhileStarting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mustDo(t, "listen", err)
+	down := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=postgres://cdc@" + down + "/helpdesk"}, "run", "--config", cfg, "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
+	addr := metricsAddr(t, c)
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		mustDo(t, "GET "+path, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while starting: %d", code)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || body != "pipeline helpdesk: starting: waiting for the databases\n" {
+		t.Fatalf("/readyz while starting: %d %q", code, body)
+	}
+	if code := c.stop(); code != 0 {
+		t.Fatalf("SIGTERM while starting: exit %d\n%s", code, c.stderr())
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -44,21 +46,15 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 			p.Close()
 		}
 	}()
-	for _, pc := range selected {
-		p, err := a.Open(ctx, pc)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted while waiting for the server
-			}
-			return err
-		}
-		pipelines = append(pipelines, p)
-	}
+	// The admin listener comes first: while cdc waits for its databases,
+	// /healthz says it is alive and /readyz that it is starting, so a
+	// liveness probe does not restart it in a loop.
+	opening := make([]*openingPipeline, len(selected))
 	if *metricsAddr != "" {
-		ready := make([]admin.Pipeline, len(pipelines))
-		for i, p := range pipelines {
-			m.AddProbe(p.Name(), p.Probe)
-			ready[i] = p
+		ready := make([]admin.Pipeline, len(selected))
+		for i, pc := range selected {
+			opening[i] = &openingPipeline{name: pc.Name}
+			ready[i] = opening[i]
 		}
 		srv, err := admin.Serve(ctx, *metricsAddr, reg, ready, log)
 		if errors.Is(err, admin.ErrListen) {
@@ -68,6 +64,20 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		defer srv.Close()
+	}
+	for i, pc := range selected {
+		p, err := a.Open(ctx, pc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted while waiting for the server
+			}
+			return err
+		}
+		pipelines = append(pipelines, p)
+		if *metricsAddr != "" {
+			m.AddProbe(p.Name(), p.Probe)
+			opening[i].p.Store(p)
+		}
 	}
 	// A process paused (SIGSTOP) and resumed may have lost its slots
 	// meanwhile: every pipeline connects again before writing more.
@@ -83,4 +93,20 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		}
 	}()
 	return assemble.RunAll(ctx, pipelines, log)
+}
+
+// openingPipeline answers /readyz for a pipeline that may still be opening
+// (waiting for its databases): not ready, "starting", until it is open.
+type openingPipeline struct {
+	name string
+	p    atomic.Pointer[assemble.Pipeline]
+}
+
+func (o *openingPipeline) Name() string { return o.name }
+
+func (o *openingPipeline) Ready(now time.Time) (bool, string) {
+	if p := o.p.Load(); p != nil {
+		return p.Ready(now)
+	}
+	return false, "starting: waiting for the databases"
 }
