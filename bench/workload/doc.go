@@ -20,7 +20,10 @@
 //
 // Concurrency: Run starts [Options.Writers] goroutines, each with a
 // connection of its own from the pool, and each with streams of its own, so
-// writers never wait on each other's stream locks. A slow transaction is
+// writers never wait on each other's stream locks. A writer skips its
+// streams that have a slow transaction pending, as appending to one would
+// wait for that transaction's lock (or, on a stream it created, fail on
+// mt_streams' primary key, as it does in Marten). A slow transaction is
 // parked on its connection in a goroutine of its own while its writer goes
 // on with a fresh connection, so slow transactions do not eat into the
 // rate. Run's onCommit and OnRollback callbacks are called from those

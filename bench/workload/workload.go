@@ -200,8 +200,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options, events int, onCommi
 	if events < 0 {
 		return Result{}, fmt.Errorf("run workload: event count %d: negative", events)
 	}
-	if max := int(pool.Config().MaxConns); max < o.Writers {
-		return Result{}, fmt.Errorf("run workload: the pool allows %d connections, fewer than %d writers", max, o.Writers)
+	if events > 0 && o.RollbackShare >= 1 {
+		return Result{}, fmt.Errorf("run workload: %d events to commit with every transaction rolled back", events)
+	}
+	if maxConns := int(pool.Config().MaxConns); maxConns < o.Writers {
+		return Result{}, fmt.Errorf("run workload: the pool allows %d connections, fewer than %d writers", maxConns, o.Writers)
 	}
 	store := marten.Store{Layout: o.Layout, Schema: o.Schema}
 	for i := range min(o.Tenants, o.Streams) {
@@ -222,7 +225,14 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options, events int, onCommi
 		onCommit: onCommit,
 		start:    time.Now(),
 		db:       context.WithoutCancel(ctx),
-		fail:     cancel,
+	}
+	r.fail = func(err error) {
+		r.mu.Lock()
+		if r.err == nil {
+			r.err = err
+		}
+		r.mu.Unlock()
+		cancel(err)
 	}
 	if o.Rate > 0 {
 		r.pacer = &pacer{perEvent: float64(time.Second) / float64(o.Rate)}
@@ -235,18 +245,18 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options, events int, onCommi
 		rng := rand.New(rand.NewPCG(o.Seed, uint64(w)))
 		r.wg.Go(func() {
 			if err := r.writer(runCtx, rng, streams); err != nil {
-				cancel(err)
+				r.fail(err)
 			}
 		})
 	}
 	r.wg.Wait()
 
 	r.mu.Lock()
-	res := r.res
+	res, err := r.res, r.err
 	r.mu.Unlock()
 	res.Elapsed = time.Since(r.start)
-	if err := context.Cause(runCtx); err != nil && ctx.Err() == nil {
-		return res, fmt.Errorf("run workload: %w", err) // a writer failed
+	if err != nil {
+		return res, fmt.Errorf("run workload: %w", err)
 	}
 	if events > 0 && res.Committed < events {
 		return res, fmt.Errorf("run workload: %d of %d events committed: %w", res.Committed, events, context.Cause(ctx))
@@ -270,12 +280,13 @@ type runner struct {
 	pacer    *pacer // nil without a rate
 	start    time.Time
 	db       context.Context // for statements: not cancelled with Run's context
-	fail     context.CancelCauseFunc
-	wg       sync.WaitGroup // writers and parked slow transactions
+	fail     func(error)     // records the first error and stops the writers
+	wg       sync.WaitGroup  // writers and parked slow transactions
 
 	mu      sync.Mutex
 	claimed int // events of committing transactions started (or done)
 	res     Result
+	err     error // the first error
 }
 
 // txKind is what a transaction does after its append.

@@ -115,6 +115,12 @@ func TestRunCommitsExactly(t *testing.T) {
 			events: 303,
 		},
 		{
+			name:   "per-tenant partitions, two tenants",
+			layout: marten.LayoutConjoinedPartitioned,
+			opts:   workload.Options{Writers: 2, TxEvents: 4, Streams: 4, Tenants: 2, SlowShare: 0.2, SlowFor: 10 * time.Millisecond},
+			events: 120,
+		},
+		{
 			name:   "defaults",
 			layout: marten.LayoutDefault,
 			opts:   workload.Options{},
@@ -338,6 +344,16 @@ func TestBigTransaction(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t, marten.LayoutDefault, 4)
 	const n = 20000
+	// A slot to read the commit record's end from (test_decoding's COMMIT
+	// row carries it).
+	if _, err := pool.Exec(t.Context(), "select pg_create_logical_replication_slot('workload_big', 'test_decoding')"); err != nil {
+		t.Fatalf("create slot: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), "select pg_drop_replication_slot('workload_big')"); err != nil {
+			t.Errorf("drop slot: %v", err)
+		}
+	})
 	var before string
 	if err := pool.QueryRow(t.Context(), "select pg_current_wal_insert_lsn()::text").Scan(&before); err != nil {
 		t.Fatal(err)
@@ -359,6 +375,24 @@ func TestBigTransaction(t *testing.T) {
 	}
 	if len(c.IDs) != n || len(c.SeqIDs) != n || c.At.Before(start) {
 		t.Fatalf("commit of %d ids, %d seq_ids at %v", len(c.IDs), len(c.SeqIDs), c.At)
+	}
+
+	var commits, inserts int
+	var commitEnd string
+	err = pool.QueryRow(t.Context(), `select count(*) filter (where data like 'COMMIT%'),
+		count(*) filter (where data like 'table helpdesk.mt_events: INSERT:%'),
+		coalesce(max(lsn) filter (where data like 'COMMIT%'), '0/0')::text
+		from pg_logical_slot_peek_changes('workload_big', null, null)`).Scan(&commits, &inserts, &commitEnd)
+	if err != nil {
+		t.Fatalf("peek at the slot: %v", err)
+	}
+	end, _ := cdc.ParseLSN(commitEnd)
+	t.Logf("decoded: %d commits, %d mt_events inserts, commit ends at %v", commits, inserts, end)
+	if commits != 1 || inserts != n {
+		t.Errorf("decoded %d commits with %d mt_events inserts, want 1 with %d", commits, inserts, n)
+	}
+	if end == 0 || end > c.LSN {
+		t.Errorf("commit record ends at %v, want at or before the returned LSN %v", end, c.LSN)
 	}
 
 	var rows, xmins, streams int
@@ -383,10 +417,12 @@ func TestBigTransaction(t *testing.T) {
 //
 //	go test ./bench/workload -run '^$' -bench Run -benchtime 100000x
 func BenchmarkRun(b *testing.B) {
-	for _, tx := range []int{1, 10, 50} {
-		b.Run(fmt.Sprintf("tx%d", tx), func(b *testing.B) {
-			pool := newPool(b, marten.LayoutDefault, 8)
-			o := workload.Options{Schema: schema, Writers: 4, TxEvents: tx, PayloadBytes: 512}
+	for _, c := range []struct{ writers, tx, payload int }{
+		{4, 1, 512}, {4, 10, 512}, {4, 50, 512}, {4, 100, 512}, {2, 50, 512}, {8, 50, 512}, {4, 50, 0}, {4, 50, 4096},
+	} {
+		b.Run(fmt.Sprintf("writers%d/tx%d/payload%d", c.writers, c.tx, c.payload), func(b *testing.B) {
+			pool := newPool(b, marten.LayoutDefault, int32(c.writers))
+			o := workload.Options{Schema: schema, Writers: c.writers, TxEvents: c.tx, PayloadBytes: c.payload}
 			b.ResetTimer()
 			res, err := workload.Run(b.Context(), pool, o, b.N, nil)
 			if err != nil {
