@@ -19,9 +19,10 @@ type BigCommit struct {
 	Commit
 	// LSN is pg_current_wal_insert_lsn() read on the same connection right
 	// after COMMIT returned: at or past the end of the transaction's commit
-	// record, so a replication consumer has delivered the whole transaction
-	// once it has confirmed this position (other transactions' WAL written
-	// in between may put it a little beyond the commit's own end).
+	// record (equal to it on a quiet server). A replication consumer whose
+	// position has reached LSN has received the whole transaction; it may
+	// have it earlier, as WAL other sessions wrote in between can put LSN
+	// beyond the commit's own end.
 	LSN cdc.LSN
 }
 
