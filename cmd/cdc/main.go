@@ -29,6 +29,7 @@ Usage:
   cdc replay   --config FILE [--pipeline NAME] --sink NAME [--from beginning|seq:N|time:RFC3339] [--tenant T]...
   cdc deadletters list|show|retry|discard --config FILE [--pipeline NAME] [--sink NAME] [--id N]... [--all]
   cdc demo     [--duration D] [--rate N]   (runs the separate cdc-demo command)
+  cdc bench    [--events N] [--sinks K,...] [--rates R,...] [--dsn DSN] [--csv FILE] [--json]   (see README: Benchmarks)
   cdc version  (or --version): the module version and VCS revision of this binary
 
 Common flags: --log-format auto|text|json, --log-level debug|info|warn|error.
@@ -76,6 +77,8 @@ func runCommand(ctx context.Context, args []string, e env) int {
 		err = cmdDeadLetters(ctx, args[1:], e)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], e)
+	case "bench":
+		err = cmdBench(ctx, args[1:], e)
 	case "version", "--version":
 		err = cmdVersion(args[1:], e)
 	case "help", "-h", "--help":

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/martencdc/cdc/bench/poller"
+	"github.com/martencdc/cdc/bench/workload"
+)
+
+// live runs the workload at a fixed rate for LiveFor with cdc streaming
+// (stdout, Kafka and Elasticsearch, as selected) and, with Polling, the
+// Marten-style poller beside it, and adds a row per reader with the
+// latency from each event's commit to its arrival.
+func (b *run) live(ctx context.Context, rate int) error {
+	kinds := slices.DeleteFunc(slices.Clone(b.o.Sinks), func(k string) bool { return k == SinkAll || k == SinkPostgres })
+	if len(kinds) == 0 {
+		kinds = []string{SinkStdout}
+	}
+	suffix := fmt.Sprintf("live_%d", rate)
+	name := "bench_" + suffix
+	var sinks string
+	for _, k := range kinds {
+		sinks += b.sinkYAML(k, suffix)
+	}
+	cfg, err := b.writeConfig(name, "cdc_bench_live", sinks)
+	if err != nil {
+		return err
+	}
+	arrived := map[string]*arrivals{}
+	for _, k := range kinds {
+		arrived[k] = newArrivals()
+	}
+	if b.es != nil {
+		arrived[SinkElastic] = b.es.arrived
+	}
+	pr, pw := io.Pipe()
+	p, err := startProc(ctx, b.o.Command, b.o.Env, cfg, pw)
+	if err != nil {
+		return err
+	}
+	lines := make(chan struct{})
+	go func() { defer close(lines); readIDs(pr, arrived[SinkStdout]) }()
+	defer func() {
+		_ = p.stop(time.Minute)
+		pw.Close()
+		<-lines
+		b.drop(ctx, "cdc_bench_live")
+	}()
+	if _, err := p.waitStreaming(ctx, 2*time.Minute); err != nil {
+		return fmt.Errorf("bench: live at %d/s: %w", rate, err)
+	}
+	lctx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	if a, ok := arrived[SinkKafka]; ok {
+		go func() { _ = b.kafka.consume(lctx, "bench_"+suffix, a) }()
+	}
+	var (
+		polled   = newArrivals()
+		pollDone = make(chan poller.Stats, 1)
+		pollErr  error
+	)
+	if b.o.Polling {
+		var from int64
+		_ = b.pool.QueryRow(ctx, `SELECT coalesce(max(seq_id), 0) FROM `+b.o.Schema+`.mt_events`).Scan(&from)
+		go func() {
+			st, err := poller.Run(lctx, b.pool, poller.Options{Schema: b.o.Schema, From: from}, func(d poller.Delivery) { polled.mark(d.ID, d.At) })
+			pollErr = err
+			pollDone <- st
+		}()
+	}
+
+	commits := newArrivals()
+	w := b.o.Workload
+	w.Rate = rate
+	wctx, stopWriting := context.WithTimeout(ctx, b.o.LiveFor)
+	b.progress("live at %d events/s for %s (%.0f%% slow transactions, %.0f%% rolled back)...", rate, b.o.LiveFor, 100*w.SlowShare, 100*w.RollbackShare)
+	res, err := workload.Run(wctx, b.wpool, w, 0, func(c workload.Commit) {
+		for _, id := range c.IDs {
+			commits.mark(id, c.At)
+		}
+	})
+	stopWriting()
+	if err != nil && ctx.Err() == nil && wctx.Err() == nil {
+		return fmt.Errorf("bench: live workload: %w", err)
+	}
+	// Every cdc sink gets every committed event; the poller gets what its
+	// high-water mark lets through, which can take the stale threshold.
+	deadline := time.Now().Add(time.Minute)
+	for _, k := range kinds {
+		for !arrived[k].hasAll(commits) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	var st poller.Stats
+	if b.o.Polling {
+		quiet, last := time.Now(), polled.count()
+		for !polled.hasAll(commits) && time.Since(quiet) < 6*time.Second {
+			time.Sleep(50 * time.Millisecond)
+			if n := polled.count(); n != last {
+				quiet, last = time.Now(), n
+			}
+		}
+		stopReaders()
+		st = <-pollDone
+		if pollErr != nil && ctx.Err() == nil {
+			return fmt.Errorf("bench: poller: %w", pollErr)
+		}
+	}
+	stopReaders()
+	actual := float64(res.Committed) / b.o.LiveFor.Seconds()
+	for _, k := range kinds {
+		l := latency(commits, arrived[k])
+		row := Row{Name: fmt.Sprintf("cdc %s @ %d/s", k, rate), Events: l.Events, P50: ms(l.P50), P99: ms(l.P99), Max: ms(l.Max), PeakRSS: p.peakRSS(), Missing: l.Missing,
+			Note: fmt.Sprintf("commit to %s; writers reached %.0f/s", arrival(k), actual)}
+		b.report.Rows = append(b.report.Rows, row)
+		b.progress("%s: p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing", row.Name, row.P50, row.P99, row.Max, row.Missing)
+	}
+	if b.o.Polling {
+		l := latency(commits, polled)
+		lost, err := poller.Lost(ctx, b.pool, b.o.Schema, st.Skipped)
+		if err != nil {
+			return fmt.Errorf("bench: poller: %w", err)
+		}
+		row := Row{Name: fmt.Sprintf("polling (Marten-style) @ %d/s", rate), Events: l.Events, P50: ms(l.P50), P99: ms(l.P99), Max: ms(l.Max), Missing: l.Missing, Lost: len(lost),
+			Note: fmt.Sprintf("commit to delivery; %d gaps skipped as stale", len(st.Skipped))}
+		b.report.Rows = append(b.report.Rows, row)
+		b.progress("%s: p50 %.1f ms, p99 %.1f ms, %d skipped for good", row.Name, row.P50, row.P99, row.Lost)
+	}
+	return nil
+}
+
+func arrival(kind string) string {
+	switch kind {
+	case SinkStdout:
+		return "the line read from cdc's stdout"
+	case SinkKafka:
+		return "a consumer's fetch"
+	case SinkElastic:
+		return "the bulk request"
+	}
+	return kind
+}
+
+// readIDs marks the id of each envelope line read from r (the first field
+// of cdc's JSON envelope) in a, if a is not nil.
+func readIDs(r io.Reader, a *arrivals) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	prefix := []byte(`{"id":"`)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if a == nil || !bytes.HasPrefix(line, prefix) {
+			continue
+		}
+		rest := line[len(prefix):]
+		if end := bytes.IndexByte(rest, '"'); end > 0 {
+			a.mark(string(rest[:end]), time.Now())
+		}
+	}
+}
+
+// bigTransaction appends BigTx events in one COPY transaction while cdc
+// streams into Kafka, and measures from the commit to the sink's
+// checkpoint, with cdc's peak RSS.
+func (b *run) bigTransaction(ctx context.Context) error {
+	name := "bench_bigtx"
+	cfg, err := b.writeConfig(name, "cdc_bench_bigtx", b.sinkYAML(SinkKafka, "bigtx"))
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	p, err := startProc(ctx, b.o.Command, b.o.Env, cfg, out)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = p.stop(time.Minute); b.drop(ctx, "cdc_bench_bigtx") }()
+	if _, err := p.waitStreaming(ctx, 2*time.Minute); err != nil {
+		return fmt.Errorf("bench: big transaction: %w", err)
+	}
+	b.progress("one transaction of %d events (COPY)...", b.o.BigTx)
+	w := b.o.Workload
+	w.Streams = max(1, b.o.BigTx/100)
+	big, err := workload.BigTransaction(ctx, b.wpool, w, b.o.BigTx)
+	at := big.At
+	if err != nil {
+		return fmt.Errorf("bench: big transaction: %w", err)
+	}
+	done, err := b.waitDelivered(ctx, name, 1, int64(b.o.BigTx), p, 30*time.Minute)
+	if err != nil {
+		return fmt.Errorf("bench: big transaction: %w", err)
+	}
+	row := Row{Name: fmt.Sprintf("one COPY transaction of %d events, into kafka", b.o.BigTx), Events: b.o.BigTx, Seconds: done.Sub(at).Seconds(), PeakRSS: p.peakRSS(),
+		Note: "time from COMMIT to the sink's checkpoint"}
+	b.report.Rows = append(b.report.Rows, row)
+	b.progress("%s: %.2f s from commit to checkpoint, peak RSS %.1f MiB", row.Name, row.Seconds, float64(row.PeakRSS)/(1<<20))
+	return nil
+}

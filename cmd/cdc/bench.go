@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/martencdc/cdc/bench"
+	"github.com/martencdc/cdc/bench/workload"
+	"github.com/martencdc/cdc/internal/cli"
+	"github.com/martencdc/cdc/internal/pgcluster"
+)
+
+// cmdBench runs the benchmark (package bench) against a throwaway
+// PostgreSQL, or the database of --dsn, and prints its table.
+func cmdBench(ctx context.Context, args []string, e env) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	dsn := fs.String("dsn", "", "a database of its own to benchmark in (default: a throwaway PostgreSQL, like the demo)")
+	events := fs.Int("events", 100_000, "size of the catch-up workload; the big transaction is 10x this (at most 1,000,000)")
+	sinks := fs.String("sinks", strings.Join(bench.Kinds, ","), "sink kinds to run cdc with: stdout, kafka, elastic, postgres, all (every kind in one pipeline)")
+	rates := fs.String("rates", "2000,5000", "fixed rates (events/s) of the live latency runs; empty skips them")
+	liveFor := fs.Duration("duration", 10*time.Second, "how long each live run writes")
+	bigTx := fs.Int("big-tx", -1, "events in the one big COPY transaction (0 skips it; default 10x --events, at most 1,000,000)")
+	polling := fs.Bool("polling", true, "run the Marten-style polling projector beside cdc in the live runs")
+	writers := fs.Int("writers", 4, "concurrent writers")
+	txEvents := fs.Int("tx-events", 5, "events per transaction")
+	payload := fs.Int("payload", 500, "approximate size of each event's data, bytes")
+	streams := fs.Int("streams", 1000, "streams appended to")
+	tenants := fs.Int("tenants", 1, "tenants")
+	slow := fs.Float64("slow", 0.005, "share of live transactions that hold their seq_ids before committing")
+	slowFor := fs.Duration("slow-for", 4*time.Second, "how long a slow transaction holds its seq_ids (past Marten's 3 s stale threshold, the poller skips it)")
+	rollback := fs.Float64("rollback", 0.05, "share of transactions that roll back")
+	kafka := fs.String("kafka", "", "Kafka brokers (comma-separated) instead of the in-process broker")
+	elastic := fs.String("elastic", "", "Elasticsearch address instead of the in-process bulk stub")
+	csvPath := fs.String("csv", "", "also write the table as CSV to this file")
+	asJSON := fs.Bool("json", false, "print JSON instead of the Markdown table")
+	if err := cli.ParseFlags(fs, args, e.stderr); err != nil {
+		return err
+	}
+	o := bench.Options{
+		DSN: *dsn, Events: *events, LiveFor: *liveFor, Polling: *polling, Progress: e.stderr, Elastic: *elastic,
+		Workload: workload.Options{Writers: *writers, TxEvents: *txEvents, PayloadBytes: *payload, Streams: *streams, Tenants: *tenants,
+			SlowShare: *slow, SlowFor: *slowFor, RollbackShare: *rollback},
+	}
+	if *events <= 0 || *writers <= 0 || *txEvents <= 0 || *payload < 0 || *streams <= 0 || *tenants <= 0 || *slow < 0 || *slow > 1 || *rollback < 0 || *rollback > 1 {
+		return cli.Usagef("bench: --events, --writers, --tx-events, --streams and --tenants must be positive, --slow and --rollback between 0 and 1")
+	}
+	for _, k := range splitList(*sinks) {
+		if !contains(bench.Kinds, k) {
+			return cli.Usagef("bench: --sinks %s: unknown kind (known: %s)", k, strings.Join(bench.Kinds, ", "))
+		}
+		o.Sinks = append(o.Sinks, k)
+	}
+	for _, r := range splitList(*rates) {
+		n, err := strconv.Atoi(r)
+		if err != nil || n <= 0 {
+			return cli.Usagef("bench: --rates %s: want positive events/s", r)
+		}
+		o.Rates = append(o.Rates, n)
+	}
+	o.Kafka = splitList(*kafka)
+	o.BigTx = *bigTx
+	if o.BigTx < 0 {
+		o.BigTx = min(10**events, 1_000_000)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: find the cdc binary: %w", err)
+	}
+	o.Command = []string{exe}
+	o.Env = benchChildEnv()
+
+	if o.DSN == "" {
+		fmt.Fprintln(e.stderr, "bench: starting a throwaway PostgreSQL (wal_level=logical)...")
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"max_wal_size": "4GB"}})
+		if err != nil {
+			if errors.Is(err, pgcluster.ErrNoServer) {
+				return fmt.Errorf("bench: %w (or give --dsn)", err)
+			}
+			return fmt.Errorf("bench: start PostgreSQL: %w", err)
+		}
+		defer func() { _ = cluster.Stop() }()
+		if err := cluster.CreateDatabase(ctx, "bench"); err != nil {
+			return err
+		}
+		o.DSN = cluster.DSN("bench")
+	}
+	report, err := bench.Run(ctx, o)
+	if report == nil {
+		return err
+	}
+	report.Command = "cdc bench " + strings.Join(args, " ")
+	if *csvPath != "" {
+		f, cerr := os.Create(*csvPath)
+		if cerr != nil {
+			return fmt.Errorf("bench: --csv: %w", cerr)
+		}
+		cerr = report.CSV(f)
+		if closeErr := f.Close(); cerr == nil {
+			cerr = closeErr
+		}
+		if cerr != nil {
+			return fmt.Errorf("bench: --csv: %w", cerr)
+		}
+	}
+	if *asJSON {
+		if jerr := report.JSON(e.stdout); jerr != nil {
+			return jerr
+		}
+	} else if merr := report.Markdown(e.stdout); merr != nil {
+		return merr
+	}
+	return err
+}
+
+// benchChildEnv is what the cdc children of the benchmark get besides the
+// environment: the test binary runs main when CDC_TEST_MAIN is set.
+func benchChildEnv() []string {
+	if v := os.Getenv("CDC_TEST_MAIN"); v != "" {
+		return []string{"CDC_TEST_MAIN=" + v}
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
