@@ -56,10 +56,16 @@
 // gap, in-progress xids in pg_current_snapshot()) and hold the mark for as
 // long as a transaction that could fill the gap is alive, skipping only gaps
 // proven dead (rolled back), unless SkipStaleGapsDespiteLiveTransactionsAfter
-// is set. That daemon stalls behind a slow transaction instead of dropping
-// its events; this package does not reproduce it, so a comparison with it
-// stands for Marten 8.x, 9.x before 9.16.1, and later 9.x with the option
-// turned off.
+// is set; a proven-dead span is then skipped in one step, up to the highest
+// committed seq_id but not past the highest reserved when the gap was first
+// seen. That daemon stalls behind a slow transaction instead of dropping its
+// events. [Options.HoldLiveGaps] selects it, with the probe's three clauses
+// but without the refinements of #5057, #5091 and #5108 (an allocation fence
+// that ignores sessions idle since before the gap's seq_ids were drawn, and
+// the daemon's own advisory-lock sessions): here any transaction in the
+// database older than the gap holds it. Without the option the poller is the
+// daemon of Marten 8.x, of 9.x before 9.16.1, and of later 9.x with
+// UseTransactionEvidenceForGapSkipping = false.
 //
 // Two fixes from 9.16 are kept here because they repair silent losses that
 // have nothing to do with the stale threshold: the gap query is one SQL
@@ -85,7 +91,8 @@
 // # Guarantees
 //
 // Events are delivered in seq_id order and at most once. An event whose
-// seq_id the mark skipped is never delivered; [Stats.Skipped] lists those
+// seq_id the mark skipped is never delivered (with HoldLiveGaps, the mark
+// skips only seq_ids with no live transaction behind them); [Stats.Skipped] lists those
 // seq_ids and [Lost] tells, afterwards, which of them belong to events that
 // committed later (the rest were rolled back). Run calls deliver from its
 // own goroutine, one event at a time.

@@ -58,6 +58,13 @@ type Options struct {
 	// From is where the mark and the delivery start: Run delivers events
 	// with seq_id > From. Zero delivers everything.
 	From int64
+	// HoldLiveGaps selects the gap skipping of Marten 9.16.1 and later
+	// (ProjectionOptions.UseTransactionEvidenceForGapSkipping, their
+	// default): a gap stale past the threshold is skipped only when no
+	// transaction that could fill it is alive, and then up to the highest
+	// seq_id committed, at most the highest reserved when the gap was first
+	// seen. Off (the zero value) is the wall-clock skipping of Marten 8.x.
+	HoldLiveGaps bool
 	// RecordMark, when set, upserts the mark in mt_event_progression (row
 	// 'HighWaterMark', with <schema>.mt_mark_event_progression) each time
 	// it moves, as Marten does. Off by default so that the poller writes
@@ -186,7 +193,17 @@ type runner struct {
 	markAt    time.Time // server time the mark last moved (Marten's mt_event_progression.last_updated)
 	current   time.Time // server time of the last poll that moved the mark or found it caught up (_current.Timestamp)
 	delivered int64     // the highest seq_id delivered or passed over
+	stuck     *stuckGap // with HoldLiveGaps: the gap the mark is under
 	stats     Stats
+}
+
+// stuckGap is Marten 9's StuckGapObservation: when the mark was first seen
+// under a gap, and what the sequence and the snapshot were then.
+type stuckGap struct {
+	mark    int64
+	since   time.Time // server time of the first sighting
+	xmax    int64     // pg_snapshot_xmax of that poll
+	ceiling int64     // the highest reserved seq_id then
 }
 
 // run is the HighWaterAgent loop.
@@ -197,7 +214,7 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.current = s.at
-	if err := r.advance(ctx, s, Changed, false); err != nil {
+	if err := r.advance(ctx, s, Changed); err != nil {
 		return err
 	}
 	wait := r.o.FastPoll
@@ -210,7 +227,6 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 		status := s.status(r.mark)
-		skipped := false
 		switch status {
 		case CaughtUp:
 			wait = r.o.SlowPoll
@@ -231,10 +247,9 @@ func (r *runner) run(ctx context.Context) error {
 			wait = r.o.FastPoll
 			if s.mark > r.mark {
 				r.current = s.at
-				skipped = true
 			}
 		}
-		if err := r.advance(ctx, s, status, skipped); err != nil {
+		if err := r.advance(ctx, s, status); err != nil {
 			return err
 		}
 	}
@@ -257,6 +272,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 type statistics struct {
 	highest int64     // last_value of mt_events_sequence
 	at      time.Time // transaction_timestamp()
+	xmax    int64     // pg_snapshot_xmax(pg_current_snapshot())
+	maxSeq  *int64    // max(seq_id) >= the start of the gap query
+	skipped bool      // the mark jumped over a stale gap
 	mark    int64     // the mark the reading supports
 }
 
@@ -304,38 +322,82 @@ func (g gapReading) nextMark(hold bool) (mark int64, ok bool) {
 func (r *runner) detect(ctx context.Context, safeZone bool) (statistics, error) {
 	r.stats.Polls++
 	start := r.mark
-	if safeZone {
-		start++
+	if safeZone && !r.o.HoldLiveGaps {
+		start++ // Marten 8: the safe zone walks from mark+1, over the hole
 	}
 	var (
 		s statistics
 		g = gapReading{start: start}
 	)
-	err := r.db.QueryRow(ctx, r.sql.detect, start).Scan(&s.highest, &s.at, &g.firstAfter, &g.gapEdge, &g.maxSeq)
+	err := r.db.QueryRow(ctx, r.sql.detect, start).Scan(&s.highest, &s.at, &s.xmax, &g.firstAfter, &g.gapEdge, &g.maxSeq)
 	if err != nil {
 		return s, fmt.Errorf("detect high-water mark from %d: %w", start, err)
 	}
-	s.mark = r.mark
+	s.mark, s.maxSeq = r.mark, g.maxSeq
 	if s.highest == r.mark || s.highest == 0 {
+		r.stuck = nil
 		return s, nil // Marten does not run the gap query then
 	}
+	if r.o.HoldLiveGaps {
+		return r.detectHolding(ctx, s, g, safeZone)
+	}
 	if m, ok := g.nextMark(!safeZone); ok && m > s.mark {
-		s.mark = m
+		s.mark, s.skipped = m, safeZone
 	} else if safeZone && !r.markAt.IsZero() && s.at.Sub(r.markAt) > r.o.StaleThreshold && s.highest-sequenceSlack > r.mark {
 		// GH-2681: nothing committed above the hole; move on, but stay
 		// clear of the sequence's last reservations (GH-3865).
-		s.mark = s.highest - sequenceSlack
+		s.mark, s.skipped = s.highest-sequenceSlack, true
+	}
+	return s, nil
+}
+
+// detectHolding is the rest of detect with HoldLiveGaps: Marten 9's
+// HighWaterDetector.Detect and DetectInSafeZone with transaction evidence.
+func (r *runner) detectHolding(ctx context.Context, s statistics, g gapReading, safeZone bool) (statistics, error) {
+	// The safe zone too first tries the normal, holding walk.
+	if m, ok := g.nextMark(true); ok && m > s.mark {
+		s.mark = m
+		r.stuck = nil
+		return s, nil
+	}
+	if s.mark == 0 && s.highest <= 1 {
+		r.stuck = nil // a pristine sequence reads 1
+		return s, nil
+	}
+	// The mark is under a gap: start or go on with its clock.
+	if r.stuck == nil || r.stuck.mark != s.mark {
+		r.stuck = &stuckGap{mark: s.mark, since: s.at, xmax: s.xmax, ceiling: s.highest}
+	}
+	if !safeZone || s.at.Sub(r.stuck.since) < r.o.StaleThreshold {
+		return s, nil
+	}
+	var live int64
+	if err := r.db.QueryRow(ctx, r.sql.live, r.stuck.since, r.o.Schema, r.stuck.xmax).Scan(&live); err != nil {
+		return s, fmt.Errorf("look for transactions that may fill the gap above %d: %w", s.mark, err)
+	}
+	if live > 0 {
+		return s, nil // hold
+	}
+	// Proven dead: skip the whole span, up to the highest committed seq_id
+	// but not past the reservations seen with the gap.
+	target := r.stuck.ceiling
+	if s.maxSeq != nil && *s.maxSeq > s.mark {
+		target = min(*s.maxSeq, target)
+	}
+	if target > s.mark {
+		s.mark, s.skipped = target, true
+		r.stuck = nil
 	}
 	return s, nil
 }
 
 // advance takes the mark of s, records it if asked, reports the poll and
 // delivers the events up to the mark.
-func (r *runner) advance(ctx context.Context, s statistics, status Status, skipped bool) error {
+func (r *runner) advance(ctx context.Context, s statistics, status Status) error {
 	moved := s.mark > r.mark
 	if moved {
 		r.mark, r.markAt = s.mark, s.at
-		if skipped {
+		if s.skipped {
 			r.stats.SkippedGaps++
 		}
 		if r.o.RecordMark {
@@ -347,7 +409,7 @@ func (r *runner) advance(ctx context.Context, s statistics, status Status, skipp
 		r.markAt = s.at
 	}
 	if r.o.OnPoll != nil {
-		r.o.OnPoll(Poll{Status: status, Mark: r.mark, Highest: s.highest, Skipped: skipped && moved, At: s.at})
+		r.o.OnPoll(Poll{Status: status, Mark: r.mark, Highest: s.highest, Skipped: s.skipped && moved, At: s.at})
 	}
 	return r.deliverUpTo(ctx, r.mark)
 }

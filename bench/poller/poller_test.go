@@ -387,3 +387,86 @@ func TestRecordMark(t *testing.T) {
 		t.Errorf("recorded mark %d, want %d", mark, want[2])
 	}
 }
+
+func TestHoldLiveGaps(t *testing.T) {
+	tests := []struct {
+		name   string
+		commit bool // end the slow transaction with a commit (else a rollback)
+	}{
+		{name: "committed late", commit: true},
+		{name: "rolled back", commit: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const stale = 300 * time.Millisecond
+			pool := newStore(t)
+			before := appendEvents(t, pool, 1)
+			o := testOptions(stale)
+			o.HoldLiveGaps = true
+			h := start(t, pool, o)
+			h.waitDelivered(before)
+
+			tx, err := pool.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(context.Background())
+			slow := appendEvents(t, tx, 2)
+			fast := appendEvents(t, pool, 2)
+
+			// Stale polls for twice the threshold: the mark holds behind
+			// the live transaction.
+			pgtest.Eventually(t, 10*time.Second, func() bool {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				var first time.Time
+				for _, p := range h.polls {
+					if p.Status != Stale {
+						continue
+					}
+					if first.IsZero() {
+						first = p.At
+					}
+					if p.At.Sub(first) > 2*stale {
+						return true
+					}
+				}
+				return false
+			}, "stale polls for %v", 2*stale)
+			if got := h.seqIDs(); !slices.Equal(got, before) {
+				t.Fatalf("delivered %v across a live gap, want %v", got, before)
+			}
+
+			if tt.commit {
+				err = tx.Commit(t.Context())
+			} else {
+				err = tx.Rollback(t.Context())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := slices.Concat(before, slow, fast)
+			var wantSkipped []int64
+			if !tt.commit {
+				want, wantSkipped = slices.Concat(before, fast), slow
+			}
+			h.waitDelivered(want)
+
+			s := h.stop()
+			wantGaps := 0
+			if !tt.commit {
+				wantGaps = 1
+			}
+			if !slices.Equal(s.Skipped, wantSkipped) || s.SkippedGaps != wantGaps {
+				t.Errorf("stats %+v, want skipped %v", s, wantSkipped)
+			}
+			lost, err := Lost(t.Context(), pool, schema, s.Skipped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lost) != 0 {
+				t.Errorf("Lost = %v, want none", lost)
+			}
+		})
+	}
+}
