@@ -47,7 +47,7 @@
 // after the skip, its events are lost to the projection. That is the
 // behaviour of every Marten 8.x release and of 9.x before 9.16.1, and of
 // later releases with ProjectionOptions.UseTransactionEvidenceForGapSkipping
-// = false. This package reproduces it.
+// = false. By default this package reproduces it.
 //
 // Marten 9.16.1 (July 2026, issue #4953, commits a146fc8 and later) changed
 // the default: UseTransactionEvidenceForGapSkipping = true makes
