@@ -325,7 +325,7 @@ func (b *run) waitDelivered(ctx context.Context, pipeline string, n int, events 
 // before it, then reads it back through each: the ceiling first, then cdc
 // with each sink kind.
 func (b *run) catchUp(ctx context.Context) error {
-	slots := []string{"cdc_bench_ceiling"}
+	slots := []string{"cdc_bench_ceiling", "cdc_bench_ceiling_last"}
 	for _, k := range b.o.Sinks {
 		slots = append(slots, "cdc_bench_"+k)
 	}
@@ -344,14 +344,25 @@ func (b *run) catchUp(ctx context.Context) error {
 	committed := res.Committed
 	b.progress("wrote %d events in %s (%.0f events/s)", committed, res.Elapsed.Round(time.Millisecond), float64(committed)/res.Elapsed.Seconds())
 
-	d, _, err := ceiling(ctx, b.o.DSN, b.pool, "cdc_bench_ceiling", publication, b.o.Schema, committed)
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+	// The ceiling is read first and last, as the machine warms up and
+	// its load changes; the faster of the two counts.
+	ceilingRow := len(b.report.Rows)
+	b.report.Rows = append(b.report.Rows, Row{Name: "ceiling (bare slot consumer: decode and acknowledge)", Events: committed, Ratio: 1})
+	readCeiling := func(slot string) error {
+		d, _, err := ceiling(ctx, b.o.DSN, b.pool, slot, publication, b.o.Schema, committed)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		b.drop(ctx, slot)
+		rate := float64(committed) / d.Seconds()
+		b.progress("ceiling: %d events in %s (%.0f events/s)", committed, d.Round(time.Millisecond), rate)
+		b.ceiling = max(b.ceiling, rate)
+		return nil
 	}
-	b.drop(ctx, "cdc_bench_ceiling")
-	b.ceiling = float64(committed) / d.Seconds()
-	b.progress("ceiling: %d events in %s (%.0f events/s)", committed, d.Round(time.Millisecond), b.ceiling)
-	b.report.Rows = append(b.report.Rows, Row{Name: "ceiling (bare slot consumer: decode and acknowledge)", Events: committed, Rate: b.ceiling, Ratio: 1})
+	if err := readCeiling("cdc_bench_ceiling"); err != nil {
+		return err
+	}
+	first := len(b.report.Rows)
 
 	for _, kind := range b.o.Sinks {
 		name := "bench_" + kind
@@ -380,6 +391,13 @@ func (b *run) catchUp(ctx context.Context) error {
 		}
 		b.report.Rows = append(b.report.Rows, row)
 	}
+	if err := readCeiling("cdc_bench_ceiling_last"); err != nil {
+		return err
+	}
+	b.report.Rows[ceilingRow].Rate = b.ceiling
+	for i := first; i < len(b.report.Rows); i++ {
+		b.report.Rows[i].Ratio = b.report.Rows[i].Rate / b.ceiling
+	}
 	return nil
 }
 
@@ -394,8 +412,8 @@ func (b *run) measureCatchUp(ctx context.Context, p *proc, name, kind string, co
 	}
 	d := done.Sub(start)
 	rate := float64(committed) / d.Seconds()
-	row := Row{Name: "cdc " + describeKind(kind), Events: committed, Rate: rate, Ratio: rate / b.ceiling, PeakRSS: p.peakRSS()}
-	b.progress("%s: %d events in %s (%.0f events/s, %.2f of the ceiling), peak RSS %.1f MiB", row.Name, committed, d.Round(time.Millisecond), rate, row.Ratio, float64(row.PeakRSS)/(1<<20))
+	row := Row{Name: "cdc " + describeKind(kind), Events: committed, Rate: rate, PeakRSS: p.peakRSS()}
+	b.progress("%s: %d events in %s (%.0f events/s, %.2f of the first ceiling), peak RSS %.1f MiB", row.Name, committed, d.Round(time.Millisecond), rate, rate/b.ceiling, float64(row.PeakRSS)/(1<<20))
 	return row, nil
 }
 

@@ -23,7 +23,7 @@ func ceiling(ctx context.Context, dsn string, pool *pgxpool.Pool, slot, publicat
 	if err != nil {
 		return 0, 0, fmt.Errorf("ceiling: %w", err)
 	}
-	c := &decodeCounter{dec: decoder.New(decoder.Config{}), want: want, done: make(chan struct{}), restart: make(chan struct{})}
+	c := &decodeCounter{dec: decoder.New(decoder.Config{Schema: schema}), want: want, done: make(chan struct{}), restart: make(chan struct{})}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -51,7 +51,7 @@ type decodeCounter struct {
 	restart chan struct{}
 	once    sync.Once
 
-	mu                cdc.LSN // confirmable: the end of the last commit
+	confirm           cdc.LSN // confirmable: the end of the last commit
 	lastCommit        cdc.LSN
 	started, finished time.Time
 }
@@ -73,7 +73,7 @@ func (c *decodeCounter) Message(_ context.Context, data []byte) error {
 		c.n++
 	case decoder.KindCommit:
 		c.lastCommit = m.CommitLSN
-		c.mu = m.EndLSN
+		c.confirm = m.EndLSN
 		if c.n >= c.want {
 			c.once.Do(func() { c.finished = time.Now(); close(c.done) })
 		}
@@ -83,7 +83,7 @@ func (c *decodeCounter) Message(_ context.Context, data []byte) error {
 
 func (c *decodeCounter) Keepalive(cdc.LSN)           {}
 func (c *decodeCounter) Heard(time.Time)             {}
-func (c *decodeCounter) Confirmable() cdc.LSN        { return c.mu }
+func (c *decodeCounter) Confirmable() cdc.LSN        { return c.confirm }
 func (c *decodeCounter) Restart() <-chan struct{}    { return c.restart }
 func (c *decodeCounter) Drain(context.Context) error { return nil }
 func (c *decodeCounter) Abandon(bool)                {}

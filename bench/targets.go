@@ -26,7 +26,7 @@ func newKafkaTarget(brokers []string) (*kafkaTarget, error) {
 	if len(brokers) > 0 {
 		return &kafkaTarget{brokers: brokers}, nil
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(12))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(12), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		return nil, fmt.Errorf("start the in-process Kafka: %w", err)
 	}
@@ -43,8 +43,9 @@ func (k *kafkaTarget) close() {
 // event-id header in arrived, with the time the consumer got it.
 func (k *kafkaTarget) consume(ctx context.Context, topic string, arrived *arrivals) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(5*time.Millisecond),
-		kgo.AllowAutoTopicCreation())
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond),
+		// The topic appears when cdc first produces to it: look often.
+		kgo.MetadataMaxAge(250*time.Millisecond), kgo.MetadataMinAge(50*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("kafka consumer: %w", err)
 	}

@@ -34,7 +34,7 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 	tenants := fs.Int("tenants", 1, "tenants")
 	slow := fs.Float64("slow", 0.005, "share of live transactions that hold their seq_ids before committing")
 	slowFor := fs.Duration("slow-for", 4*time.Second, "how long a slow transaction holds its seq_ids (past Marten's 3 s stale threshold, the poller skips it)")
-	rollback := fs.Float64("rollback", 0.05, "share of transactions that roll back")
+	rollback := fs.Float64("rollback", 0.01, "share of transactions that roll back")
 	kafka := fs.String("kafka", "", "Kafka brokers (comma-separated) instead of the in-process broker")
 	elastic := fs.String("elastic", "", "Elasticsearch address instead of the in-process bulk stub")
 	csvPath := fs.String("csv", "", "also write the table as CSV to this file")
