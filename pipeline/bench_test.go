@@ -169,6 +169,8 @@ func (c *countingConsumer) Restart() <-chan struct{}    { return c.restart }
 func (c *countingConsumer) Drain(context.Context) error { return nil }
 func (c *countingConsumer) Abandon(bool)                {}
 func (c *countingConsumer) Heard(time.Time)             {}
+func (c *countingConsumer) Idle()                       {}
+func (c *countingConsumer) Advanced() <-chan struct{}   { return nil }
 
 func benchRaw(b *testing.B, dsn string, pool *pgxpool.Pool, cfg replication.Config) time.Duration {
 	s, err := replication.NewStream(dsn, pool, cfg)
