@@ -17,6 +17,12 @@ type Consumer interface {
 	// Message handles one pgoutput message. data is only valid during the
 	// call. An error ends the stream.
 	Message(ctx context.Context, data []byte) error
+	// Idle reports that the stream has handed over everything the server
+	// has sent for now: a transaction was committed and nothing followed it
+	// on the connection for a moment. The consumer may write what it holds
+	// instead of waiting for more (group commit); while the stream is busy
+	// (a catch-up) Idle is not called and batches fill.
+	Idle()
 	// Keepalive reports the server's WAL end from a keepalive message: every
 	// transaction committed before it has been handed to Message.
 	Keepalive(walEnd LSN)
@@ -28,6 +34,10 @@ type Consumer interface {
 	// Confirmable returns the LSN up to which the slot may confirm: every
 	// transaction ending at or before it is durably handled.
 	Confirmable() LSN
+	// Advanced delivers a value when Confirmable may have moved (a sink
+	// saved a checkpoint): the stream then confirms it promptly, without
+	// waiting for its next status update.
+	Advanced() <-chan struct{}
 	// Restart delivers a value when the consumer needs the stream read
 	// again from the confirmed position (a sink recovered and must catch up).
 	Restart() <-chan struct{}

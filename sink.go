@@ -31,11 +31,13 @@ type Sink interface {
 
 // BatchPolicy says when a sink's pending batch is written: when it holds
 // MaxEvents events, when it reaches MaxBytes (estimated by [Event.Size]), or
-// MaxWait after its first event arrived, whichever comes first.
+// MaxWait after its first event arrived, whichever comes first. A batch is
+// also written as soon as the stream goes idle (Consumer.Idle): MaxWait is
+// a linger only while events keep arriving.
 type BatchPolicy struct {
 	MaxEvents int           // events per batch; default 5000
 	MaxBytes  int           // estimated bytes per batch; default 4 MiB
-	MaxWait   time.Duration // linger after the first event; default 10ms
+	MaxWait   time.Duration // linger after the first event while events keep arriving; default 10ms
 }
 
 // Defaults of BatchPolicy, used for its zero fields.

@@ -3,7 +3,8 @@
 // (every pipeline streams, or stands by for another instance, and no sink is
 // stopped or failing past its grace: point a readiness probe and alerts
 // here, not a liveness probe, since restarting does not fix a rejected
-// event or a target that is down).
+// event or a target that is down). ServeProfiles serves Go's profiling
+// endpoints (net/http/pprof) on a listener of their own.
 package admin
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -75,5 +77,41 @@ func Handler(reg *prometheus.Registry, pipelines []Pipeline) http.Handler {
 		w.WriteHeader(code)
 		io.WriteString(w, b.String())
 	})
+	return mux
+}
+
+// ServeProfiles listens on addr and serves Go's profiling endpoints
+// (net/http/pprof under /debug/pprof/) in the background until ctx ends or
+// the returned server is closed. It is a listener of its own, apart from
+// the admin endpoints', so that profiles are exposed only where asked for.
+func ServeProfiles(ctx context.Context, addr string, log *slog.Logger) (*http.Server, error) {
+	log = log.With("component", "admin")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrListen, err)
+	}
+	srv := &http.Server{
+		Handler:           ProfileHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("profiling listener stopped", "err", err)
+		}
+	}()
+	log.Info("serving pprof", "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// ProfileHandler returns net/http/pprof's endpoints under /debug/pprof/, on
+// a mux of its own (not http.DefaultServeMux).
+func ProfileHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine, block...
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }

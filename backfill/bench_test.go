@@ -124,6 +124,8 @@ func (c *insertCounter) Restart() <-chan struct{}    { return c.restart }
 func (c *insertCounter) Drain(context.Context) error { return nil }
 func (c *insertCounter) Abandon(bool)                {}
 func (c *insertCounter) Heard(time.Time)             {}
+func (c *insertCounter) Idle()                       {}
+func (c *insertCounter) Advanced() <-chan struct{}   { return nil }
 
 // backfillRate backfills the table into a sink that discards, through a
 // pipeline whose stream is idle, and returns the time it took and the peak

@@ -40,6 +40,18 @@ func (r *runner) take(ctx context.Context, ch chunk) error {
 			r.raiseFloor(it)
 			continue
 		}
+		if it.kind == itemIdle {
+			// Group commit: the stream has nothing more for now. When
+			// more chunks wait behind this one the stream went on while
+			// the sink was busy: they join the batch, and the idle marker
+			// they end with (or the linger) writes it.
+			if len(r.batch) > 0 && len(r.in) == 0 {
+				if err := r.flush(ctx); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if cu := r.catchUp; cu != nil && (it.pos.LSN >= cu.h || it.kind == itemFrontier && it.end >= cu.h) {
 			// Every live event before the hand-off LSN is taken; the
 			// rest of the chunk comes again after the backfill.

@@ -100,8 +100,8 @@ func benchSlot(b *testing.B, newSink func(*testing.B) cdc.Sink) {
 		b.StartTimer()
 
 		raw1 := benchRaw(b, dsn, pool, slots[0])
-		full1 := benchFull(b, dsn, pool, store, slots[1], newSink(b))
-		full2 := benchFull(b, dsn, pool, store, slots[2], newSink(b))
+		full1, batches1 := benchFull(b, dsn, pool, store, slots[1], newSink(b))
+		full2, batches2 := benchFull(b, dsn, pool, store, slots[2], newSink(b))
 		raw2 := benchRaw(b, dsn, pool, slots[3])
 		rawDur, fullDur := (raw1+raw2)/2, (full1+full2)/2
 
@@ -110,6 +110,7 @@ func benchSlot(b *testing.B, newSink func(*testing.B) cdc.Sink) {
 		b.ReportMetric(n/fullDur.Seconds(), "pipeline_events/s")
 		b.ReportMetric(rawDur.Seconds()/fullDur.Seconds(), "pipeline/raw")
 		b.ReportMetric(float64(walBytes)/rawDur.Seconds()/(1<<20), "raw_WAL_MiB/s")
+		b.ReportMetric(2*n/float64(batches1+batches2), "events/batch")
 		b.Logf("%d events in %d transactions, %.1f MiB of WAL (appended in %v): raw %v %v, pipeline %v %v",
 			benchTx*benchPerTx, benchTx, float64(walBytes)/(1<<20), appendTime.Round(time.Millisecond),
 			raw1.Round(time.Millisecond), raw2.Round(time.Millisecond), full1.Round(time.Millisecond), full2.Round(time.Millisecond))
@@ -169,6 +170,8 @@ func (c *countingConsumer) Restart() <-chan struct{}    { return c.restart }
 func (c *countingConsumer) Drain(context.Context) error { return nil }
 func (c *countingConsumer) Abandon(bool)                {}
 func (c *countingConsumer) Heard(time.Time)             {}
+func (c *countingConsumer) Idle()                       {}
+func (c *countingConsumer) Advanced() <-chan struct{}   { return nil }
 
 func benchRaw(b *testing.B, dsn string, pool *pgxpool.Pool, cfg replication.Config) time.Duration {
 	s, err := replication.NewStream(dsn, pool, cfg)
@@ -191,14 +194,28 @@ func benchRaw(b *testing.B, dsn string, pool *pgxpool.Pool, cfg replication.Conf
 	return d
 }
 
-func benchFull(b *testing.B, dsn string, pool *pgxpool.Pool, store *checkpoint.Store, cfg replication.Config, sink cdc.Sink) time.Duration {
+// batchCounter counts the batches written to the sink it wraps.
+type batchCounter struct {
+	cdc.Sink
+	batches atomic.Int64
+}
+
+func (c *batchCounter) Write(ctx context.Context, b cdc.Batch) error {
+	c.batches.Add(1)
+	return c.Sink.Write(ctx, b)
+}
+
+// benchFull runs the pipeline over the slot of cfg into sink until every
+// event is delivered, and returns the time it took and the batches written.
+func benchFull(b *testing.B, dsn string, pool *pgxpool.Pool, store *checkpoint.Store, cfg replication.Config, sink cdc.Sink) (time.Duration, int64) {
 	s, err := replication.NewStream(dsn, pool, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	counted := &batchCounter{Sink: sink}
 	p, err := pipeline.New(pipeline.Config{
 		Name:        "bench",
-		Sinks:       []pipeline.SinkConfig{{Name: "out", Sink: sink}},
+		Sinks:       []pipeline.SinkConfig{{Name: "out", Sink: counted}},
 		Checkpoints: store,
 	})
 	if err != nil {
@@ -224,5 +241,5 @@ func benchFull(b *testing.B, dsn string, pool *pgxpool.Pool, store *checkpoint.S
 	if _, err := store.Delete(context.Background(), "bench"); err != nil {
 		b.Fatal(err)
 	}
-	return d
+	return d, counted.batches.Load()
 }

@@ -116,7 +116,12 @@ func (r *runner) saveAt(ctx context.Context, pos cdc.Position, flush cdc.LSN, co
 	if !commitTime.IsZero() {
 		r.savedTime.Store(commitTime.UnixNano())
 	}
-	r.advanceFlush(flush)
+	if flush > r.flushLSN() {
+		r.advanceFlush(flush)
+		if r.advanced != nil {
+			r.advanced() // the stream confirms it promptly
+		}
+	}
 	return nil
 }
 

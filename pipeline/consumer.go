@@ -80,6 +80,22 @@ func (p *Pipeline) Message(ctx context.Context, data []byte) error {
 	return nil
 }
 
+// Idle implements cdc.Consumer: every sink is told, behind the chunks
+// already handed to it, that nothing more is coming for now, and writes its
+// pending batch without waiting out its linger (MaxWait). A sink whose queue
+// is full is busy anyway: it is not told, and its linger bounds the wait.
+func (p *Pipeline) Idle() {
+	if p.inTx {
+		return
+	}
+	for _, r := range p.runners {
+		r.tryEnqueue(p.idleItems)
+	}
+}
+
+// Advanced implements cdc.Consumer.
+func (p *Pipeline) Advanced() <-chan struct{} { return p.advanced }
+
 // Keepalive implements cdc.Consumer.
 func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
 	if p.inTx {

@@ -14,6 +14,13 @@
 // sink's BatchPolicy, writes (batch.go), then saves its checkpoint
 // (checkpoint.go).
 //
+// Batches are group commits: a batch is written when it is full, or as soon
+// as the stream goes idle (Idle: the stream hands every runner a marker
+// behind its chunks), so MaxWait is a linger only while events keep
+// arriving; while the stream is busy (a catch-up) batches fill. When a sink's
+// saved flush LSN moves, the pipeline signals the stream (Advanced), which
+// confirms the new position promptly rather than at its next status update.
+//
 // The package imports the vocabulary (package cdc) and the pure decoder only:
 // the checkpoint store, the dead-letter table and the replication stream are
 // interfaces (Checkpoints, DeadLetters, Source), so the core can be read and

@@ -72,9 +72,13 @@ func TestSinkIsolation(t *testing.T) {
 		t.Fatalf("failing sink recorded %d events, want %d", got, len(before))
 	}
 	// The slot holds the failing sink's WAL: nothing after its checkpoint is
-	// confirmed.
-	if s := slotState(t, h); s.ConfirmedFlush > flakyFlush {
-		t.Fatalf("slot confirmed %s past the failing sink's checkpoint %s", s.ConfirmedFlush, flakyFlush)
+	// confirmed, except WAL without events (the checkpoint table's own
+	// writes, confirmed from keepalives while both sinks were caught up):
+	// the first transaction the failing sink lacks is still sent again, as
+	// its commit record does not start before the confirmed position.
+	firstMissed := healthy.snapshot()[len(before)].LSN
+	if s := slotState(t, h); s.ConfirmedFlush > firstMissed {
+		t.Fatalf("slot confirmed %s past the commit %s of the first transaction the failing sink lacks (its checkpoint: %s)", s.ConfirmedFlush, firstMissed, flakyFlush)
 	}
 	if st := sinkStatus(r.p, "flaky"); !st.Failing && !st.Detached {
 		t.Fatalf("failing sink not reported failing or detached: %+v", st)

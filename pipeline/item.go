@@ -16,6 +16,7 @@ const (
 	itemCommit                       // the end of a transaction
 	itemFloor                        // a loaded checkpoint: skip everything at or below it
 	itemFrontier                     // the stream has dispatched every transaction ending before end
+	itemIdle                         // the stream went idle after the items before it: write the batch
 )
 
 // item is one entry of a chunk. Chunks are shared by every sink and never

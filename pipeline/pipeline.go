@@ -22,6 +22,9 @@ type Pipeline struct {
 	dec     *decoder.Decoder
 	runners []*runner
 	restart chan struct{}
+	// advanced delivers a value when a sink's flush LSN moved, so that the
+	// stream confirms it promptly (cdc.Consumer.Advanced).
+	advanced chan struct{}
 
 	// Owned by the stream goroutine.
 	chunk   []item
@@ -30,6 +33,9 @@ type Pipeline struct {
 	idleEnd cdc.LSN // largest WAL end from a keepalive outside a transaction
 	opened  bool
 	drained bool
+	// idleItems is the chunk Idle hands every sink; chunks are never
+	// modified, so one serves every call.
+	idleItems []item
 
 	heard     atomic.Int64  // when the server sent what the stream last handed over, on this host's clock, Unix nanoseconds
 	skew      time.Duration // the smallest (receipt - server send time) on the connection; stream goroutine
@@ -53,10 +59,12 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	cfg = cfg.withDefaults()
 	p := &Pipeline{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "pipeline"),
-		dec:     decoder.New(cfg.Decoder),
-		restart: make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "pipeline"),
+		dec:       decoder.New(cfg.Decoder),
+		restart:   make(chan struct{}, 1),
+		advanced:  make(chan struct{}, 1),
+		idleItems: []item{{kind: itemIdle}},
 	}
 	seen := make(map[string]bool)
 	for _, sc := range cfg.Sinks {
@@ -87,6 +95,7 @@ func New(cfg Config) (*Pipeline, error) {
 			stall:       cfg.StallTimeout,
 			queue:       cfg.QueueChunks,
 			restart:     p.requestRestart,
+			advanced:    p.signalAdvanced,
 			fresh:       p.fresh,
 			fence:       cfg.Fence,
 			log:         p.log.With("sink", sc.Name),
@@ -217,6 +226,15 @@ func (p *Pipeline) hear() {
 // delivered may be a stale tail of a slot another instance holds now. Safe
 // for concurrent use.
 func (p *Pipeline) Suspect() { p.suspect.Store(true) }
+
+// signalAdvanced tells the stream that Confirmable may have moved. Runners
+// call it when their flush LSN advanced; it never blocks.
+func (p *Pipeline) signalAdvanced() {
+	select {
+	case p.advanced <- struct{}{}:
+	default:
+	}
+}
 
 // requestRestart asks the stream to re-read the slot from the confirmed
 // position. Runners call it when a detached sink has caught up.

@@ -28,6 +28,7 @@ type runnerConfig struct {
 	stall       time.Duration // how long enqueue waits for a sink that is not failing
 	queue       int           // chunks that may wait
 	restart     func()        // asks the stream to re-read the slot
+	advanced    func()        // tells the stream that the flush LSN moved; must not block
 	fresh       func() bool   // the stream heard from the server lately (or drains); nil: always
 	fence       time.Duration // Config.Fence
 	log         *slog.Logger

@@ -15,7 +15,14 @@
 // it. Only the Stream writes to the replication connection: it sends standby
 // status updates every StatusInterval and whenever the server asks, confirming
 // the LSN the Consumer reports as safe (Consumer.Confirmable), never less than
-// the slot's own confirmed position, so the slot never moves back.
+// the slot's own confirmed position, so the slot never moves back. When the
+// Consumer signals that this LSN moved (Consumer.Advanced: a sink saved a
+// checkpoint), an update is sent at once, at most every 20 ms.
+//
+// After a commit, when nothing more is buffered and the connection stays
+// quiet for a millisecond, the Stream tells the Consumer it is idle
+// (Consumer.Idle), so that sinks write what they hold instead of lingering;
+// while the server keeps streaming, it does not.
 //
 // A dropped connection is retried with backoff; the stream then restarts at
 // the slot's confirmed position and the Consumer skips what it already has.

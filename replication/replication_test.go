@@ -183,6 +183,8 @@ func (c *consumer) Restart() <-chan struct{}              { return c.restart }
 func (c *consumer) Drain(context.Context) error           { return nil }
 func (c *consumer) Abandon(bool)                          { c.abandoned.Add(1) }
 func (c *consumer) Heard(time.Time)                       {}
+func (c *consumer) Idle()                                 {}
+func (c *consumer) Advanced() <-chan struct{}             { return nil }
 func newConsumer() *consumer                              { return &consumer{restart: make(chan struct{}, 1)} }
 func run(ctx context.Context, s *replication.Stream, c *consumer) chan error {
 	done := make(chan error, 1)

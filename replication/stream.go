@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -283,6 +284,19 @@ func (s *Stream) session(ctx context.Context, c cdc.Consumer) (streamed bool, er
 // shutdown, restart requests and due status updates.
 const tick = 100 * time.Millisecond
 
+// idleGap is how long the connection must stay quiet after a commit, with
+// nothing buffered, before the stream tells the consumer it is idle
+// (cdc.Consumer.Idle). While the server streams (a catch-up, a busy
+// workload) the next message is buffered or arrives well within it, so the
+// sinks' batches fill; once it stops, they are written within about this.
+const idleGap = time.Millisecond
+
+// confirmGap is the least time between two status updates sent because the
+// consumer's confirmable position moved (cdc.Consumer.Advanced): prompt
+// confirmation, rate-limited so that a stream of small batches does not
+// send an update for each.
+const confirmGap = 20 * time.Millisecond
+
 func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer, floor cdc.LSN) error {
 	received, sent := floor, floor
 	netConn := conn.Conn()
@@ -311,10 +325,44 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 	heard := time.Now() // when the server last sent anything
 	probed := false     // a reply was asked for since
 	var deadline time.Time
+	// Prompt confirmation: a helper goroutine turns the consumer's
+	// Advanced signal into a flag and wakes the read below by moving its
+	// deadline (safe from any goroutine); only this goroutine writes.
+	var advanced atomic.Bool
+	lastPrompt := time.Time{} // when the last prompt status update was sent
+	stop := make(chan struct{})
+	var helper sync.WaitGroup
+	helper.Add(1)
+	moved := c.Advanced()
+	go func() {
+		defer helper.Done()
+		for {
+			select {
+			case <-moved:
+				advanced.Store(true)
+				_ = netConn.SetReadDeadline(time.Now())
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		helper.Wait()
+	}()
+	// Group commit: after a commit the stream looks whether more is
+	// coming; when nothing is buffered and the connection stays quiet for
+	// idleGap it tells the consumer it is idle.
+	afterCommit := false  // the last data handed over ended a transaction, and Idle was not called since
+	idleAt := time.Time{} // when to call Idle unless more comes; zero: not pending
 	for {
 		now := time.Now()
 		if s.resync.Swap(false) {
 			return errResync
+		}
+		if !idleAt.IsZero() && !now.Before(idleAt) {
+			idleAt, afterCommit = time.Time{}, false
+			c.Idle()
 		}
 		if !now.Before(deadline) {
 			if ctx.Err() != nil {
@@ -344,6 +392,16 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 				}
 				nextStatus = now.Add(s.cfg.StatusInterval)
 			}
+			promptAt := lastPrompt.Add(confirmGap)
+			if advanced.Load() && !now.Before(promptAt) {
+				advanced.Store(false)
+				if c.Confirmable() > sent {
+					if err := sendStatus(false); err != nil {
+						return err
+					}
+					lastPrompt = now
+				}
+			}
 			deadline = now.Add(tick)
 			if nextStatus.Before(deadline) {
 				deadline = nextStatus
@@ -351,8 +409,20 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 			if end := heard.Add(s.cfg.Timeout); end.Before(deadline) {
 				deadline = end
 			}
+			if advanced.Load() && promptAt.Before(deadline) {
+				deadline = promptAt // rate-limited: confirm when the gap is over
+			}
+			if !idleAt.IsZero() && idleAt.Before(deadline) {
+				deadline = idleAt
+			}
 			if err := netConn.SetReadDeadline(deadline); err != nil {
 				return fmt.Errorf("set read deadline: %w", err)
+			}
+			if advanced.Load() && !now.Before(promptAt) {
+				// Signalled after the look above, and its wake-up may
+				// have come before the deadline just set: look again.
+				deadline = time.Time{}
+				continue
 			}
 		}
 		msg, err := conn.ReceiveMessage(context.Background())
@@ -400,6 +470,20 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn, c cdc.Consumer
 				// A sink that held the consumer back is no silence of the
 				// server's.
 				heard = time.Now()
+				idleAt = time.Time{}
+				afterCommit = len(xld.WALData) > 0 && xld.WALData[0] == byte(pglogrepl.MessageTypeCommit)
+			}
+			if afterCommit && idleAt.IsZero() && conn.Frontend().ReadBufferLen() == 0 {
+				// A commit (and maybe keepalives) and nothing more read
+				// yet: idle unless the connection brings more within
+				// idleGap.
+				idleAt = time.Now().Add(idleGap)
+				if idleAt.Before(deadline) {
+					deadline = idleAt
+					if err := netConn.SetReadDeadline(idleAt); err != nil {
+						return fmt.Errorf("set read deadline: %w", err)
+					}
+				}
 			}
 		case *pgproto3.ErrorResponse:
 			err := pgconn.ErrorResponseToPgError(msg)

@@ -24,6 +24,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	var names cli.StringList
 	cc.fs.Var(&names, "pipeline", "run only this pipeline (repeatable; default all)")
 	metricsAddr := cc.fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9187")
+	pprofAddr := cc.fs.String("pprof-addr", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, e.g. localhost:6060; its own listener, not the metrics one")
 	cfg, log, err := cc.parse(args, e)
 	if err != nil {
 		return err
@@ -59,6 +60,16 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		srv, err := admin.Serve(ctx, *metricsAddr, reg, ready, log)
 		if errors.Is(err, admin.ErrListen) {
 			return cli.Usagef("--metrics-addr %s: %v", *metricsAddr, err)
+		}
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	if *pprofAddr != "" {
+		srv, err := admin.ServeProfiles(ctx, *pprofAddr, log)
+		if errors.Is(err, admin.ErrListen) {
+			return cli.Usagef("--pprof-addr %s: %v", *pprofAddr, err)
 		}
 		if err != nil {
 			return err
