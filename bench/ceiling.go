@@ -87,3 +87,5 @@ func (c *decodeCounter) Confirmable() cdc.LSN        { return c.confirm }
 func (c *decodeCounter) Restart() <-chan struct{}    { return c.restart }
 func (c *decodeCounter) Drain(context.Context) error { return nil }
 func (c *decodeCounter) Abandon(bool)                {}
+func (c *decodeCounter) Idle()                       {}
+func (c *decodeCounter) Advanced() <-chan struct{}   { return nil }
