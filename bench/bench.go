@@ -48,8 +48,13 @@ type Options struct {
 	LiveFor time.Duration
 	// BigTx is the size of the one big COPY transaction; 0 skips it.
 	BigTx int
-	// Polling adds the Marten-style polling projector to the live runs.
+	// Polling adds the Marten-style polling projectors to the live runs.
 	Polling bool
+	// SlowEvery and RollbackEvery set how often, on average, a live run's
+	// transaction holds its seq_ids for Workload.SlowFor before it
+	// commits, or rolls back (0: never). They are periods rather than
+	// shares so that the gaps come as often at every rate.
+	SlowEvery, RollbackEvery time.Duration
 	// Workload are the write workload's knobs (Rate is set per run).
 	Workload workload.Options
 	// Command starts cdc: the binary and any leading arguments; Env is
@@ -335,7 +340,9 @@ func (b *run) catchUp(ctx context.Context) error {
 		}
 	}
 	w := b.o.Workload
-	w.Rate, w.SlowShare = 0, 0 // as fast as the writers can; slow transactions are for the live runs
+	// As fast as the writers can, a few rolled back; slow transactions are
+	// for the live runs.
+	w.Rate, w.SlowShare, w.RollbackShare = 0, 0, 0.01
 	b.progress("writing %d events (%d writers, %d events per transaction, ~%d bytes each)...", b.o.Events, w.Writers, w.TxEvents, w.PayloadBytes)
 	res, err := workload.Run(ctx, b.wpool, w, b.o.Events, nil)
 	if err != nil {

@@ -85,8 +85,10 @@ func (b *run) live(ctx context.Context, rate int) error {
 	commits := newArrivals()
 	w := b.o.Workload
 	w.Rate = rate
+	txPerSecond := float64(rate) / float64(w.TxEvents)
+	w.SlowShare, w.RollbackShare = share(b.o.SlowEvery, txPerSecond), share(b.o.RollbackEvery, txPerSecond)
 	wctx, stopWriting := context.WithTimeout(ctx, b.o.LiveFor)
-	b.progress("live at %d events/s for %s (%.1f%% of transactions slow for %s, %.1f%% rolled back)...", rate, b.o.LiveFor, 100*w.SlowShare, w.SlowFor, 100*w.RollbackShare)
+	b.progress("live at %d events/s for %s (a transaction slow for %s every %s, one rolled back every %s, on average)...", rate, b.o.LiveFor, w.SlowFor, b.o.SlowEvery, b.o.RollbackEvery)
 	res, err := workload.Run(wctx, b.wpool, w, 0, func(c workload.Commit) {
 		for _, id := range c.IDs {
 			commits.mark(id, c.At)
@@ -235,4 +237,13 @@ func (b *run) bigTransaction(ctx context.Context) error {
 	b.report.Rows = append(b.report.Rows, row)
 	b.progress("%s: %.2f s from commit to checkpoint, peak RSS %.1f MiB", row.Name, row.Seconds, float64(row.PeakRSS)/(1<<20))
 	return nil
+}
+
+// share is the share of transactions that makes one every period at
+// txPerSecond transactions per second (0 for no period).
+func share(period time.Duration, txPerSecond float64) float64 {
+	if period <= 0 || txPerSecond <= 0 {
+		return 0
+	}
+	return min(0.5, 1/(txPerSecond*period.Seconds()))
 }

@@ -32,9 +32,9 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 	payload := fs.Int("payload", 500, "approximate size of each event's data, bytes")
 	streams := fs.Int("streams", 1000, "streams appended to")
 	tenants := fs.Int("tenants", 1, "tenants")
-	slow := fs.Float64("slow", 0.005, "share of live transactions that hold their seq_ids before committing")
-	slowFor := fs.Duration("slow-for", 4*time.Second, "how long a slow transaction holds its seq_ids (past Marten's 3 s stale threshold, the poller skips it)")
-	rollback := fs.Float64("rollback", 0.01, "share of transactions that roll back")
+	slowEvery := fs.Duration("slow-every", 5*time.Second, "in the live runs, one transaction per this long on average holds its seq_ids for --slow-for before committing (0: none)")
+	slowFor := fs.Duration("slow-for", 4*time.Second, "how long a slow transaction holds its seq_ids (past Marten's 3 s stale threshold, a Marten 8 daemon skips it)")
+	rollbackEvery := fs.Duration("rollback-every", 5*time.Second, "in the live runs, one transaction per this long on average rolls back (0: none)")
 	kafka := fs.String("kafka", "", "Kafka brokers (comma-separated) instead of the in-process broker")
 	elastic := fs.String("elastic", "", "Elasticsearch address instead of the in-process bulk stub")
 	csvPath := fs.String("csv", "", "also write the table as CSV to this file")
@@ -44,11 +44,11 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 	}
 	o := bench.Options{
 		DSN: *dsn, Events: *events, LiveFor: *liveFor, Polling: *polling, Progress: e.stderr, Elastic: *elastic,
-		Workload: workload.Options{Writers: *writers, TxEvents: *txEvents, PayloadBytes: *payload, Streams: *streams, Tenants: *tenants,
-			SlowShare: *slow, SlowFor: *slowFor, RollbackShare: *rollback},
+		SlowEvery: *slowEvery, RollbackEvery: *rollbackEvery,
+		Workload: workload.Options{Writers: *writers, TxEvents: *txEvents, PayloadBytes: *payload, Streams: *streams, Tenants: *tenants, SlowFor: *slowFor},
 	}
-	if *events <= 0 || *writers <= 0 || *txEvents <= 0 || *payload < 0 || *streams <= 0 || *tenants <= 0 || *slow < 0 || *slow > 1 || *rollback < 0 || *rollback > 1 {
-		return cli.Usagef("bench: --events, --writers, --tx-events, --streams and --tenants must be positive, --slow and --rollback between 0 and 1")
+	if *events <= 0 || *writers <= 0 || *txEvents <= 0 || *payload < 0 || *streams <= 0 || *tenants <= 0 || *slowEvery < 0 || *rollbackEvery < 0 {
+		return cli.Usagef("bench: --events, --writers, --tx-events, --streams and --tenants must be positive, --slow-every and --rollback-every not negative")
 	}
 	for _, k := range splitList(*sinks) {
 		if !contains(bench.Kinds, k) {

@@ -17,7 +17,7 @@ func TestBenchSmoke(t *testing.T) {
 	t.Setenv("CDC_TEST_MAIN", "1") // the cdc children are this test binary running main
 	dsn := pgtest.NewDatabase(t, pg)
 	code, out, errOut := runInProcess(t, nil, "bench", "--dsn", dsn, "--events", "500", "--rates", "300", "--duration", "1s",
-		"--big-tx", "2000", "--slow", "0", "--rollback", "0", "--json")
+		"--big-tx", "2000", "--slow-every", "0", "--rollback-every", "0", "--json")
 	if code != cli.ExitOK {
 		t.Fatalf("cdc bench: exit %d\n%s", code, errOut)
 	}
