@@ -29,7 +29,7 @@ Usage:
   cdc replay   --config FILE [--pipeline NAME] --sink NAME [--from beginning|seq:N|time:RFC3339] [--tenant T]...
   cdc deadletters list|show|retry|discard --config FILE [--pipeline NAME] [--sink NAME] [--id N]... [--all]
   cdc demo     [--duration D] [--rate N]   (runs the separate cdc-demo command)
-  cdc bench    [--events N] [--sinks K,...] [--rates R,...] [--dsn DSN] [--csv FILE] [--json]   (see README: Benchmarks)
+  cdc bench    [--events N] [--sinks K,...] [--rates R,...] [--dsn DSN] [--csv FILE] [--json]   (runs the separate cdc-bench command)
   cdc version  (or --version): the module version and VCS revision of this binary
 
 Common flags: --log-format auto|text|json, --log-level debug|info|warn|error.

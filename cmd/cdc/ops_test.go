@@ -283,6 +283,9 @@ func TestDemoCommand(t *testing.T) {
 	if code != cli.ExitUsage || !strings.Contains(errOut, "go run ./cmd/cdc-demo") {
 		t.Fatalf("without cdc-demo: exit %d\n%s", code, errOut)
 	}
+	if code, _, errOut := runInProcess(t, nil, "bench", "--events", "10"); code != cli.ExitUsage || !strings.Contains(errOut, "go run ./cmd/cdc-bench") {
+		t.Fatalf("without cdc-bench: exit %d\n%s", code, errOut)
+	}
 	script := "#!/bin/sh\necho \"demo $*\"\nexit 3\n"
 	if err := os.WriteFile(filepath.Join(dir, "cdc-demo"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)

@@ -1,3 +1,14 @@
+// Command cdc-bench is cdc's benchmark: over the same WAL of one
+// PostgreSQL (a throwaway cluster, like the demo's, or --dsn) it measures the
+// decode ceiling of a slot, cdc's catch-up rate per sink kind, the latency
+// from commit to each sink at fixed rates beside two Marten-style polling
+// projectors, and one big COPY transaction, with cdc's peak RSS, and prints
+// one table (package bench does the work). cdc runs as child processes of
+// the cdc binary (--cdc).
+//
+// It is a command of its own, not part of cdc, so that the production binary
+// links none of the in-process Kafka and PostgreSQL it starts; "cdc bench"
+// runs it when it is installed beside cdc.
 package main
 
 import (
@@ -5,9 +16,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/martencdc/cdc/bench"
@@ -16,10 +32,18 @@ import (
 	"github.com/martencdc/cdc/internal/pgcluster"
 )
 
-// cmdBench runs the benchmark (package bench) against a throwaway
-// PostgreSQL, or the database of --dsn, and prints its table.
-func cmdBench(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.ExitCode("cdc-bench", run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run runs the benchmark (package bench) against a throwaway PostgreSQL, or
+// the database of --dsn, and prints its table.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cdc-bench", flag.ContinueOnError)
+	cdcPath := fs.String("cdc", "", "the cdc binary to run (default: $CDC_BIN, cdc beside this command, or cdc on PATH)")
 	dsn := fs.String("dsn", "", "a database of its own to benchmark in (default: a throwaway PostgreSQL, like the demo)")
 	events := fs.Int("events", 100_000, "size of the catch-up workload; the big transaction is 10x this (at most 1,000,000)")
 	sinks := fs.String("sinks", strings.Join(bench.Kinds, ","), "sink kinds to run cdc with: stdout, kafka, elastic, postgres, all (every kind in one pipeline)")
@@ -39,11 +63,11 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 	elastic := fs.String("elastic", "", "Elasticsearch address instead of the in-process bulk stub")
 	csvPath := fs.String("csv", "", "also write the table as CSV to this file")
 	asJSON := fs.Bool("json", false, "print JSON instead of the Markdown table")
-	if err := cli.ParseFlags(fs, args, e.stderr); err != nil {
+	if err := cli.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	o := bench.Options{
-		DSN: *dsn, Events: *events, LiveFor: *liveFor, Polling: *polling, Progress: e.stderr, Elastic: *elastic,
+		DSN: *dsn, Events: *events, LiveFor: *liveFor, Polling: *polling, Progress: stderr, Elastic: *elastic,
 		SlowEvery: *slowEvery, RollbackEvery: *rollbackEvery,
 		Workload: workload.Options{Writers: *writers, TxEvents: *txEvents, PayloadBytes: *payload, Streams: *streams, Tenants: *tenants, SlowFor: *slowFor},
 	}
@@ -68,15 +92,14 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 	if o.BigTx < 0 {
 		o.BigTx = min(10**events, 1_000_000)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("bench: find the cdc binary: %w", err)
+	exe := cdcBinary(*cdcPath)
+	if exe == "" {
+		return cli.Usagef("bench: no cdc binary: give --cdc PATH, set CDC_BIN, or put cdc beside cdc-bench or on PATH (go build ./cmd/cdc)")
 	}
 	o.Command = []string{exe}
-	o.Env = benchChildEnv()
 
 	if o.DSN == "" {
-		fmt.Fprintln(e.stderr, "bench: starting a throwaway PostgreSQL (wal_level=logical)...")
+		fmt.Fprintln(stderr, "bench: starting a throwaway PostgreSQL (wal_level=logical)...")
 		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"max_wal_size": "4GB"}})
 		if err != nil {
 			if errors.Is(err, pgcluster.ErrNoServer) {
@@ -94,7 +117,7 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 	if report == nil {
 		return err
 	}
-	report.Command = "cdc bench " + strings.Join(args, " ")
+	report.Command = "cdc-bench " + strings.Join(args, " ")
 	if *csvPath != "" {
 		f, cerr := os.Create(*csvPath)
 		if cerr != nil {
@@ -109,22 +132,33 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 		}
 	}
 	if *asJSON {
-		if jerr := report.JSON(e.stdout); jerr != nil {
+		if jerr := report.JSON(stdout); jerr != nil {
 			return jerr
 		}
-	} else if merr := report.Markdown(e.stdout); merr != nil {
+	} else if merr := report.Markdown(stdout); merr != nil {
 		return merr
 	}
 	return err
 }
 
-// benchChildEnv is what the cdc children of the benchmark get besides the
-// environment: the test binary runs main when CDC_TEST_MAIN is set.
-func benchChildEnv() []string {
-	if v := os.Getenv("CDC_TEST_MAIN"); v != "" {
-		return []string{"CDC_TEST_MAIN=" + v}
+// cdcBinary returns the cdc binary to benchmark: flag, $CDC_BIN, cdc beside
+// this executable, or cdc on PATH; "" when there is none.
+func cdcBinary(flag string) string {
+	for _, p := range []string{flag, os.Getenv("CDC_BIN")} {
+		if p != "" {
+			return p
+		}
 	}
-	return nil
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "cdc")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("cdc"); err == nil {
+		return p
+	}
+	return ""
 }
 
 func splitList(s string) []string {
