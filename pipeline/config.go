@@ -80,7 +80,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between failed writes;
 	// defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
-	// QueueChunks is how many chunks may wait for each sink; default 64.
+	// QueueChunks is how many chunks (of up to 1,024 events) may wait for
+	// each sink; default 8: enough to keep a sink busy while the stream
+	// decodes, small enough that a sink slower than the stream holds
+	// little memory.
 	QueueChunks int
 	// Fence, when set, is how long the stream may go without hearing from
 	// the server before the sinks stop writing (the connection may be cut
@@ -112,7 +115,7 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = max(10*time.Second, c.RetryMin)
 	}
 	if c.QueueChunks <= 0 {
-		c.QueueChunks = 64
+		c.QueueChunks = 8
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 20 * time.Second
