@@ -705,6 +705,17 @@ func (s *PostgresSink) Applied(ctx context.Context) int {
 	return n
 }
 
+// Sessions counts cdc's sessions in the target (application_name cdc), or
+// -1 when the target cannot say. Once cdc's connections are cut, they end
+// only after the server finishes what it had received (a COMMIT included).
+func (s *PostgresSink) Sessions(ctx context.Context) int {
+	var n int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'cdc'`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
 // Applying reports whether a session of the target is inside a
 // transaction that inserts into faults_applied (cdc applying a batch).
 func (s *PostgresSink) Applying(ctx context.Context) bool {
