@@ -1,18 +1,15 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/martencdc/cdc/internal/esfake"
 )
 
 // kafkaTarget is where the Kafka sink produces: an in-process kfake cluster
@@ -64,59 +61,19 @@ func (k *kafkaTarget) consume(ctx context.Context, topic string, arrived *arriva
 	return nil
 }
 
-// esStub is an in-process endpoint of Elasticsearch's bulk API that accepts
-// every item at once (201), so that the benchmark measures cdc and not an
-// indexer; it records when each document id arrived.
+// esStub is an in-process endpoint of Elasticsearch's API that accepts
+// every item at once (esfake.Stub), so that the benchmark measures cdc and
+// not an indexer; it records when each document id arrived.
 type esStub struct {
 	srv     *httptest.Server
 	arrived *arrivals
-	mu      sync.Mutex
-	items   int
 }
 
 func newESStub() *esStub {
 	s := &esStub{arrived: newArrivals()}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewServer(&esfake.Stub{OnItem: func(_, id string) { s.arrived.mark(id, time.Now()) }})
 	return s
 }
 
 func (s *esStub) url() string { return s.srv.URL }
 func (s *esStub) close()      { s.srv.Close() }
-
-func (s *esStub) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	now := time.Now()
-	w.Header().Set("X-Elastic-Product", "Elasticsearch")
-	w.Header().Set("Content-Type", "application/json")
-	var out bytes.Buffer
-	switch r.URL.Path {
-	case "/_bulk":
-		lines := bytes.Split(bytes.TrimRight(body, "\n"), []byte("\n"))
-		out.WriteString(`{"errors":false,"items":[`)
-		n := 0
-		for i := 0; i+1 < len(lines); i += 2 {
-			var action map[string]struct {
-				ID string `json:"_id"`
-			}
-			if json.Unmarshal(lines[i], &action) == nil {
-				for _, a := range action {
-					s.arrived.mark(a.ID, now)
-				}
-			}
-			if n > 0 {
-				out.WriteByte(',')
-			}
-			out.WriteString(`{"index":{"status":201}}`)
-			n++
-		}
-		out.WriteString(`]}`)
-		s.mu.Lock()
-		s.items += n
-		s.mu.Unlock()
-	case "/":
-		out.WriteString(`{"version":{"number":"8.19.0"},"tagline":"You Know, for Search"}`)
-	default:
-		out.WriteString(`{}`)
-	}
-	_, _ = w.Write(out.Bytes())
-}

@@ -14,7 +14,7 @@ import (
 // info, percent-encoding; in its query, query encoding; in the key=value
 // form, libpq's quoting. Elsewhere (a URL's host and path) values are used
 // as they are.
-func dsnEscaper(template string) func(at int) func(string) string {
+func dsnEscaper(template string) escaper {
 	if m := urlSchemeRE.FindString(template); m != "" {
 		userEnd, queryStart := urlParts(template, len(m))
 		return func(at int) func(string) string {

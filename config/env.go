@@ -13,10 +13,14 @@ func expand(s string, lookup func(string) (string, bool)) (string, []string) {
 	return expandEscaped(s, lookup, nil)
 }
 
+// escaper returns how to escape the value of the ${VAR} at byte offset at
+// of a string, or nil to leave it as it is.
+type escaper func(at int) func(string) string
+
 // expandEscaped is expand with the value of each ${VAR} escaped by
 // escape(offset of its "$" in s), when escape is not nil and returns a
 // function (defaults are text of the file: they are not escaped).
-func expandEscaped(s string, lookup func(string) (string, bool), escape func(at int) func(string) string) (string, []string) {
+func expandEscaped(s string, lookup func(string) (string, bool), escape escaper) (string, []string) {
 	if !strings.Contains(s, "$") {
 		return s, nil
 	}

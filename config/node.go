@@ -152,13 +152,18 @@ func (m *mapping) list(key string) (items []*yaml.Node, line int, ok bool) {
 }
 
 // text returns the expanded text of scalar n, reporting a non-scalar or a
-// failed expansion.
-func (d *decoder) text(n *yaml.Node, path, want string) (string, bool) {
+// failed expansion. escapeIn, if not nil, gives the escaping of ${VAR}
+// values for the scalar's text (see dsnEscaper).
+func (d *decoder) text(n *yaml.Node, path, want string, escapeIn func(template string) escaper) (string, bool) {
 	if n.Kind != yaml.ScalarNode || isNull(n) {
 		d.addf(n.Line, path, "want %s, got %s", want, describe(n))
 		return "", false
 	}
-	s, errs := expand(n.Value, d.env)
+	var esc escaper
+	if escapeIn != nil {
+		esc = escapeIn(n.Value)
+	}
+	s, errs := expandEscaped(n.Value, d.env, esc)
 	for _, e := range errs {
 		d.addf(n.Line, path, "%s", e)
 	}
@@ -169,37 +174,19 @@ func (d *decoder) text(n *yaml.Node, path, want string) (string, bool) {
 // escaped for where it lands (see dsnEscaper). ok is false when the key is
 // absent (reported if req) or invalid (reported).
 func (m *mapping) dsn(key string, req bool) (string, bool) {
-	f, ok := m.get(key)
-	if !ok {
-		if req {
-			m.required(key)
-		}
-		return "", false
-	}
-	path := join(m.path, key)
-	n := f.value
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		m.d.addf(n.Line, path, "want a connection string, got %s", describe(n))
-		return "", false
-	}
-	s, errs := expandEscaped(n.Value, m.d.env, dsnEscaper(n.Value))
-	for _, e := range errs {
-		m.d.addf(n.Line, path, "%s", e)
-	}
-	if len(errs) > 0 {
-		return "", false
-	}
-	if req && s == "" {
-		m.d.addf(n.Line, path, "must not be empty")
-		return "", false
-	}
-	return s, true
+	return m.scalar(key, req, "a connection string", dsnEscaper, nil)
 }
 
 // str returns the expanded string at key. ok is false when the key is
 // absent (reported if req) or invalid (reported). check, if not nil,
 // validates the value and returns the problem's message, or "".
 func (m *mapping) str(key string, req bool, check func(string) string) (string, bool) {
+	return m.scalar(key, req, "a string", nil, check)
+}
+
+// scalar is str and dsn: the expanded text at key, described as want in
+// errors, with ${VAR} values escaped by escapeIn (nil: as they are).
+func (m *mapping) scalar(key string, req bool, want string, escapeIn func(string) escaper, check func(string) string) (string, bool) {
 	f, ok := m.get(key)
 	if !ok {
 		if req {
@@ -208,7 +195,7 @@ func (m *mapping) str(key string, req bool, check func(string) string) (string, 
 		return "", false
 	}
 	path := join(m.path, key)
-	s, ok := m.d.text(f.value, path, "a string")
+	s, ok := m.d.text(f.value, path, want, escapeIn)
 	if !ok {
 		return "", false
 	}
@@ -235,7 +222,7 @@ func (m *mapping) strs(key string, check func(string) string) ([]string, bool) {
 	var out []string // nil for an empty list
 	for i, n := range items {
 		path := fmt.Sprintf("%s[%d]", join(m.path, key), i)
-		s, good := m.d.text(n, path, "a string")
+		s, good := m.d.text(n, path, "a string", nil)
 		if good && check != nil {
 			if msg := check(s); msg != "" {
 				m.d.addf(n.Line, path, "%s", msg)
@@ -258,7 +245,7 @@ func parsed[T any](m *mapping, key, want string, parse func(string) (T, string))
 		return zero, false
 	}
 	path := join(m.path, key)
-	s, ok := m.d.text(f.value, path, want)
+	s, ok := m.d.text(f.value, path, want, nil)
 	if !ok {
 		return zero, false
 	}

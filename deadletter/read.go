@@ -123,21 +123,8 @@ func scanLetter(row pgx.CollectableRow) (Letter, error) {
 // List returns the dead letters f chooses, oldest position first. A
 // missing table holds none.
 func (s *Store) List(ctx context.Context, f Filter) ([]Letter, error) {
-	if ok, err := s.exists(ctx); err != nil {
-		return nil, fmt.Errorf("list %s: %w", f.what(), err)
-	} else if !ok {
-		return nil, nil
-	}
 	where, args := f.where()
-	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM `+s.table+where+order, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", f.what(), err)
-	}
-	out, err := pgx.CollectRows(rows, scanLetter)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", f.what(), err)
-	}
-	return out, nil
+	return s.query(ctx, "list "+f.what(), `SELECT `+columns+` FROM `+s.table+where+order, args)
 }
 
 // Get returns the dead letter id of pipeline, or ErrNotFound.
@@ -155,19 +142,25 @@ func (s *Store) Get(ctx context.Context, pipeline string, id int64) (Letter, err
 // Delete removes the dead letters f chooses and returns them (payloads
 // included), by position. A missing table holds none.
 func (s *Store) Delete(ctx context.Context, f Filter) ([]Letter, error) {
+	where, args := f.where()
+	return s.query(ctx, "delete "+f.what(), `WITH d AS (DELETE FROM `+s.table+where+` RETURNING *) SELECT `+columns+` FROM d`+order, args)
+}
+
+// query runs sql, which returns dead-letter rows, unless the table is
+// missing (no rows); what names the work in errors.
+func (s *Store) query(ctx context.Context, what, sql string, args []any) ([]Letter, error) {
 	if ok, err := s.exists(ctx); err != nil {
-		return nil, fmt.Errorf("delete %s: %w", f.what(), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	} else if !ok {
 		return nil, nil
 	}
-	where, args := f.where()
-	rows, err := s.pool.Query(ctx, `WITH d AS (DELETE FROM `+s.table+where+` RETURNING *) SELECT `+columns+` FROM d`+order, args...)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("delete %s: %w", f.what(), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	out, err := pgx.CollectRows(rows, scanLetter)
 	if err != nil {
-		return nil, fmt.Errorf("delete %s: %w", f.what(), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

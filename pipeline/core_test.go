@@ -413,7 +413,7 @@ func TestRestartWriteInFlight(t *testing.T) {
 	for len(all) > 0 && all[len(all)-1].LSN > lastEnd {
 		all = all[:len(all)-1]
 	}
-	h := &holder{blocked: make(chan struct{}), release: make(chan struct{})}
+	h := &gate{blocked: make(chan struct{}), release: make(chan struct{})}
 	cps := &memCheckpoints{}
 	p, err := pipeline.New(pipeline.Config{
 		Name: "core", Checkpoints: cps, Logger: testLogger(t),
@@ -457,51 +457,6 @@ func TestRestartWriteInFlight(t *testing.T) {
 	if !slices.Equal(got, ids(all)) {
 		t.Fatalf("%d events written, want each of the %d committed once, in order (first write: %d events)", len(got), len(all), h.first)
 	}
-}
-
-// holder is a sink whose first write waits for release (or its context's
-// end); every write that returns nil is recorded.
-type holder struct {
-	mu        sync.Mutex
-	blocked   chan struct{}
-	release   chan struct{}
-	writes    int
-	first     int
-	cancelled bool
-	events    []*cdc.Event
-}
-
-func (h *holder) Write(ctx context.Context, b cdc.Batch) error {
-	h.mu.Lock()
-	h.writes++
-	first := h.writes == 1
-	h.mu.Unlock()
-	if first {
-		close(h.blocked)
-		select {
-		case <-h.release:
-		case <-ctx.Done():
-			h.mu.Lock()
-			h.cancelled = true
-			h.mu.Unlock()
-			return ctx.Err()
-		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if first {
-		h.first = len(b.Events)
-	}
-	h.events = append(h.events, b.Events...)
-	return nil
-}
-
-func (h *holder) Close(context.Context) error { return nil }
-
-func (h *holder) snapshot() []*cdc.Event {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.events)
 }
 
 // TestTargetDownAtOpen: a sink whose own checkpoint cannot be read at open
@@ -589,12 +544,15 @@ type sourceFunc func(ctx context.Context, c cdc.Consumer) error
 
 func (f sourceFunc) Run(ctx context.Context, c cdc.Consumer) error { return f(ctx, c) }
 
-// gate is a sink whose first write blocks until its context ends; later
-// writes are recorded.
+// gate is a sink whose first write blocks until release is closed (never,
+// when it is nil) or its context ends; every write that returns nil is
+// recorded.
 type gate struct {
 	mu        sync.Mutex
-	blocked   chan struct{}
+	blocked   chan struct{} // closed when the first write blocks
+	release   chan struct{}
 	writes    int
+	first     int // events of the first write, once released
 	cancelled bool
 	events    []*cdc.Event
 }
@@ -606,14 +564,20 @@ func (g *gate) Write(ctx context.Context, b cdc.Batch) error {
 	g.mu.Unlock()
 	if first {
 		close(g.blocked)
-		<-ctx.Done()
-		g.mu.Lock()
-		g.cancelled = true
-		g.mu.Unlock()
-		return ctx.Err()
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			g.mu.Lock()
+			g.cancelled = true
+			g.mu.Unlock()
+			return ctx.Err()
+		}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if first {
+		g.first = len(b.Events)
+	}
 	g.events = append(g.events, b.Events...)
 	return nil
 }
@@ -624,6 +588,12 @@ func (g *gate) count() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.events)
+}
+
+func (g *gate) snapshot() []*cdc.Event {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.events)
 }
 
 // flakyResumer fails its first reads, then has no checkpoint.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc/internal/marten"
@@ -315,14 +316,7 @@ func TestStaleGapSkipped(t *testing.T) {
 				t.Errorf("later events delivered %v after the gap opened, want at least %v", waited, least)
 			}
 
-			if tt.commit {
-				err = tx.Commit(t.Context())
-			} else {
-				err = tx.Rollback(t.Context())
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			endTx(t, tx, tt.commit)
 			more := appendEvents(t, pool, 1)
 			h.waitDelivered(slices.Concat(before, fast, more)) // never the slow events
 
@@ -439,14 +433,7 @@ func TestHoldLiveGaps(t *testing.T) {
 				t.Fatalf("delivered %v across a live gap, want %v", got, before)
 			}
 
-			if tt.commit {
-				err = tx.Commit(t.Context())
-			} else {
-				err = tx.Rollback(t.Context())
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			endTx(t, tx, tt.commit)
 			want := slices.Concat(before, slow, fast)
 			var wantSkipped []int64
 			if !tt.commit {
@@ -470,5 +457,19 @@ func TestHoldLiveGaps(t *testing.T) {
 				t.Errorf("Lost = %v, want none", lost)
 			}
 		})
+	}
+}
+
+// endTx commits tx, or rolls it back.
+func endTx(t *testing.T, tx pgx.Tx, commit bool) {
+	t.Helper()
+	var err error
+	if commit {
+		err = tx.Commit(t.Context())
+	} else {
+		err = tx.Rollback(t.Context())
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

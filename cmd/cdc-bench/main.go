@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("bench: --events, --writers, --tx-events, --streams and --tenants must be positive, --slow-every and --rollback-every not negative")
 	}
 	for _, k := range splitList(*sinks) {
-		if !contains(bench.Kinds, k) {
+		if !slices.Contains(bench.Kinds, k) {
 			return cli.Usagef("bench: --sinks %s: unknown kind (known: %s)", k, strings.Join(bench.Kinds, ", "))
 		}
 		o.Sinks = append(o.Sinks, k)
@@ -169,13 +170,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

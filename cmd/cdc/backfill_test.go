@@ -362,13 +362,7 @@ func testReplayRunning(t *testing.T, sink string) {
 	}
 	// The metrics counted the replayed events: the history and what was
 	// committed before the hand-off.
-	addr := ""
-	for _, line := range strings.Split(run.stderr(), "\n") {
-		var l struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics" {
-			addr = l.Addr
-		}
-	}
+	addr := metricsAddr(t, run)
 	var done int64
 	mustDo(t, "backfill", pool.QueryRow(t.Context(), `SELECT done_events FROM helpdesk.cdc_backfills WHERE sink = $1`, sink).Scan(&done))
 	resp, err := http.Get("http://" + addr + "/metrics")

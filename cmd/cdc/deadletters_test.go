@@ -320,19 +320,8 @@ func TestDeadLettersRetryPostgres(t *testing.T) {
 `)
 	envs := []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}
 	run := startStreaming(t, dir, "run", envs, cfg, pool)
-	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
-	s := store.NewStreamID()
 	bodies := []string{"first", "poison 1", "second", "poison 2", "last"}
-	var ids []string
-	for _, b := range bodies {
-		e := marten.SampleEvents(s, "note_added")[0]
-		data, err := json.Marshal(map[string]string{"Body": b})
-		mustDo(t, "json", err)
-		e.Data = data
-		ids = append(ids, e.ID)
-		_, _, err = store.QuickAppend(t.Context(), pool, s, "incident", "", []marten.NewEvent{e})
-		mustDo(t, "append", err)
-	}
+	ids := appendNotes(t, pool, bodies)
 	pgtest.Eventually(t, 20*time.Second, func() bool {
 		var n int
 		_ = target.QueryRow(t.Context(), `SELECT count(*) FROM notes`).Scan(&n)

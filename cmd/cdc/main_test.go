@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -436,4 +437,15 @@ func allDelivered(t *testing.T, committed map[string]bool, files ...string) bool
 		}
 	}
 	return true
+}
+
+// closedAddr returns a local address nothing listens on: connections to it
+// are refused.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mustDo(t, "listen", err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

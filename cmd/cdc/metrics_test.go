@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -26,17 +25,8 @@ func TestMetricsEndpoints(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "")
 	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg, "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
-	var addr string
-	pgtest.Eventually(t, 15*time.Second, func() bool {
-		c.wait0()
-		for _, line := range strings.Split(c.stderr(), "\n") {
-			var l struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics" {
-				addr = l.Addr
-			}
-		}
-		return addr != "" && holderPID(t, pool) == c.pid()
-	}, "metrics served and streaming")
+	addr := metricsAddr(t, c)
+	pgtest.Eventually(t, 15*time.Second, func() bool { c.wait0(); return holderPID(t, pool) == c.pid() }, "streaming")
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -91,17 +81,23 @@ func TestMetricsEndpoints(t *testing.T) {
 // metricsAddr waits for c to log the address it serves metrics on.
 func metricsAddr(t *testing.T, c *child) string {
 	t.Helper()
+	return loggedAddr(t, c, "serving metrics")
+}
+
+// loggedAddr waits for c to log the record msg with an addr and returns it.
+func loggedAddr(t *testing.T, c *child, msg string) string {
+	t.Helper()
 	var addr string
 	pgtest.Eventually(t, 15*time.Second, func() bool {
 		c.wait0()
 		for _, line := range strings.Split(c.stderr(), "\n") {
 			var l struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics" {
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg {
 				addr = l.Addr
 			}
 		}
 		return addr != ""
-	}, "metrics served")
+	}, "%s", msg)
 	return addr
 }
 
@@ -277,10 +273,7 @@ func TestMetricsFromStart(t *testing.T) {
 // admin listener already answers: /healthz 200 (alive: a liveness probe
 // must not restart it), /readyz 503 "starting".
 func TestAdminWhileStarting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	mustDo(t, "listen", err)
-	down := ln.Addr().String()
-	ln.Close()
+	down := closedAddr(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "")
 	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=postgres://cdc@" + down + "/helpdesk"}, "run", "--config", cfg, "--metrics-addr", "127.0.0.1:0", "--log-format", "json")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,10 +190,7 @@ func TestLeastPrivilege(t *testing.T) {
 // slot is missing), exits 1, and --pipeline selects pipelines like the
 // other commands.
 func TestStatusUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	mustDo(t, "listen", err)
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := closedAddr(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "")
 	env := map[string]string{"CDC_TEST_DSN": "postgres://cdc:s3cret@" + addr + "/helpdesk?connect_timeout=5"}
@@ -218,10 +214,7 @@ func TestStatusUnreachable(t *testing.T) {
 // URL DSN reaches the connection as it is, and no fragment of it appears in
 // any command's output, even when the server cannot be reached.
 func TestSecretInDSN(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	mustDo(t, "listen", err)
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := closedAddr(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cdc.yaml")
 	cfg := "pipelines:\n  - name: helpdesk\n    source:\n      dsn: postgres://cdc:${PGPASSWORD}@" + addr + "/helpdesk?connect_timeout=5\n      schema: helpdesk\n    sinks: [{name: out, kind: stdout}]\n"

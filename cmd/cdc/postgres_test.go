@@ -133,19 +133,8 @@ func TestPostgresPoisonAndInjection(t *testing.T) {
             sql: insert into notes (id, body) values ($id, $data->>'Body')
 `)
 	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}, cfg, pool)
-	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
-	s := store.NewStreamID()
 	bodies := []string{"first", "poison", `'); DROP TABLE notes; --`, `$1 $data ${x} {{.Type}}`, "last"}
-	var ids []string
-	for _, b := range bodies {
-		e := marten.SampleEvents(s, "note_added")[0]
-		data, err := json.Marshal(map[string]string{"Body": b})
-		mustDo(t, "json", err)
-		e.Data = data
-		ids = append(ids, e.ID)
-		_, _, err = store.QuickAppend(t.Context(), pool, s, "incident", "", []marten.NewEvent{e})
-		mustDo(t, "append", err)
-	}
+	ids := appendNotes(t, pool, bodies)
 	pgtest.Eventually(t, 20*time.Second, func() bool {
 		var n int
 		_ = target.QueryRow(t.Context(), `SELECT count(*) FROM notes`).Scan(&n)
@@ -241,4 +230,22 @@ func TestPostgresEventsMode(t *testing.T) {
 		}
 	}
 	mustDo(t, "rows", rows.Err())
+}
+
+// appendNotes appends a note_added event per body, each in a transaction of
+// its own, to a new stream of schema helpdesk, and returns the events' ids.
+func appendNotes(t *testing.T, pool *pgxpool.Pool, bodies []string) (ids []string) {
+	t.Helper()
+	store := marten.Store{Layout: marten.LayoutDefault, Schema: "helpdesk"}
+	stream := store.NewStreamID()
+	for _, b := range bodies {
+		e := marten.SampleEvents(stream, "note_added")[0]
+		data, err := json.Marshal(map[string]string{"Body": b})
+		mustDo(t, "json", err)
+		e.Data = data
+		ids = append(ids, e.ID)
+		_, _, err = store.QuickAppend(t.Context(), pool, stream, "incident", "", []marten.NewEvent{e})
+		mustDo(t, "append", err)
+	}
+	return ids
 }

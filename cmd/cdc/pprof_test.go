@@ -1,14 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/martencdc/cdc/internal/pgtest"
 )
 
 // TestPprofAddr: --pprof-addr serves Go's profiles on a listener of its
@@ -19,17 +15,7 @@ func TestPprofAddr(t *testing.T) {
 	cfg := writeConfig(t, dir, "")
 	c := startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", cfg,
 		"--metrics-addr", "127.0.0.1:0", "--pprof-addr", "127.0.0.1:0", "--log-format", "json")
-	addrs := map[string]string{} // log message -> address
-	pgtest.Eventually(t, 15*time.Second, func() bool {
-		c.wait0()
-		for _, line := range strings.Split(c.stderr(), "\n") {
-			var l struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Addr != "" {
-				addrs[l.Msg] = l.Addr
-			}
-		}
-		return addrs["serving pprof"] != "" && addrs["serving metrics"] != ""
-	}, "pprof and metrics served")
+	addrs := map[string]string{"serving pprof": loggedAddr(t, c, "serving pprof"), "serving metrics": metricsAddr(t, c)}
 	if addrs["serving pprof"] == addrs["serving metrics"] {
 		t.Fatalf("pprof and metrics share the address %s", addrs["serving pprof"])
 	}

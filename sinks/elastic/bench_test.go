@@ -1,11 +1,7 @@
 package elastic
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -46,7 +42,7 @@ func benchmarkWrite(b *testing.B, mode Mode, server string) {
 	start := func() {
 		var addr string
 		if server == "stub" {
-			stub = httptest.NewServer(http.HandlerFunc(stubHandler))
+			stub = httptest.NewServer(&esfake.Stub{})
 			addr = stub.URL
 		} else {
 			srv = esfake.New()
@@ -100,43 +96,4 @@ func benchmarkWrite(b *testing.B, mode Mode, server string) {
 		writes++
 	}
 	b.ReportMetric(float64(writes*len(events))/b.Elapsed().Seconds(), "events/s")
-}
-
-// stubHandler answers _bulk with 201 for every item and _mget with "not
-// found" for every document.
-func stubHandler(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	w.Header().Set("X-Elastic-Product", "Elasticsearch")
-	w.Header().Set("Content-Type", "application/json")
-	var out bytes.Buffer
-	switch r.URL.Path {
-	case "/_bulk":
-		n := bytes.Count(body, []byte("\n")) / 2
-		out.WriteString(`{"errors":false,"items":[`)
-		for i := range n {
-			if i > 0 {
-				out.WriteByte(',')
-			}
-			out.WriteString(`{"index":{"status":201}}`)
-		}
-		out.WriteString(`]}`)
-	case "/_mget":
-		var req struct {
-			Docs []mgetDoc `json:"docs"`
-		}
-		_ = json.Unmarshal(body, &req)
-		out.WriteString(`{"docs":[`)
-		for i, d := range req.Docs {
-			if i > 0 {
-				out.WriteByte(',')
-			}
-			b, _ := json.Marshal(d)
-			out.Write(b[:len(b)-1])
-			out.WriteString(`,"found":false}`)
-		}
-		out.WriteString(`]}`)
-	default:
-		out.WriteString(`{}`)
-	}
-	_, _ = w.Write(out.Bytes())
 }
