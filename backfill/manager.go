@@ -17,7 +17,8 @@ import (
 // Manager runs the backfills of one pipeline: those requested (cdc replay,
 // source.start, a sink's start) and those a restart interrupted. Only the
 // instance that holds the pipeline's slot runs them: a Manager runs its
-// jobs while Streaming says so and cancels them when it stops.
+// jobs while Streaming says so and cancels them when it has said otherwise
+// for two polls in a row.
 type Manager struct {
 	Pipeline  *pipeline.Pipeline
 	Name      string // the pipeline's
@@ -59,10 +60,16 @@ func (m *Manager) Run(ctx context.Context) {
 	defer wg.Wait()
 	tick := time.NewTicker(m.Poll)
 	defer tick.Stop()
+	// Jobs stop when the stream has not been streaming at two polls in a
+	// row: the moment the stream reconnects to read the slot again (a
+	// sink's hand-back, a recovered sink), its own previous connection
+	// may still hold the slot, and that is no reason to drop a snapshot.
+	idle := 0
 	for {
 		if m.Streaming() {
+			idle = 0
 			m.start(ctx, &wg)
-		} else {
+		} else if idle++; idle >= 2 {
 			m.stopAll()
 		}
 		select {
