@@ -240,7 +240,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, o Options, events int, onCommi
 	for w := range o.Writers {
 		var streams []stream
 		for i := w; i < o.Streams; i += o.Writers {
-			streams = append(streams, stream{id: store.NewStreamID(), tenant: o.tenantID(i)})
+			// Each writer's streams go round the tenants, so that every
+			// writer writes for every tenant it can.
+			streams = append(streams, stream{id: store.NewStreamID(), tenant: o.tenantID(i/o.Writers + w)})
 		}
 		rng := rand.New(rand.NewPCG(o.Seed, uint64(w)))
 		r.wg.Go(func() {
