@@ -39,8 +39,7 @@ var eventsNotNull = map[field]bool{
 
 // eventsProjection is the projection of ModeEvents: it copies events into
 // a table, idempotent on the event id. It is a Batcher (one row per event,
-// for finding a failing event); Write sends a whole batch as one insert
-// with queueAll.
+// for finding a failing event); Write sends a whole batch with writeEvents.
 type eventsProjection struct {
 	table  table
 	insert string // inserts the rows of 15 text arrays, skipping known ids
@@ -106,14 +105,9 @@ func (p *eventsProjection) args(events []*cdc.Event) []any {
 	return out
 }
 
-// queueAll queues the insert of every event.
-func (p *eventsProjection) queueAll(b *pgx.Batch, events []*cdc.Event) {
-	b.Queue(p.insert, p.args(events)...)
-}
-
 // Queue queues the insert of e.
 func (p *eventsProjection) Queue(b *pgx.Batch, e *cdc.Event) error {
-	p.queueAll(b, []*cdc.Event{e})
+	b.Queue(p.insert, p.args([]*cdc.Event{e})...)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -105,38 +106,49 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 
 // TestModeEventsRejected: a trigger on the events table refuses one event;
 // the batch insert fails, the event is found, the ones before it are
-// copied.
+// copied. In a batch of several chunks, the chunks before the one that
+// failed are rolled back with it and then copied too.
 func TestModeEventsRejected(t *testing.T) {
-	pool := newTarget(t, "")
-	s := newSink(t, pool, Config{Mode: ModeEvents})
-	if err := s.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, pool, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+	for _, tc := range []struct{ events, poison int }{
+		{10, 6},
+		{3*eventsChunk + 7, 2*eventsChunk + 3},
+	} {
+		t.Run(fmt.Sprintf("%d_events", tc.events), func(t *testing.T) {
+			pool := newTarget(t, "")
+			s := newSink(t, pool, Config{Mode: ModeEvents})
+			if err := s.Prepare(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, pool, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.type = 'poison' THEN RAISE EXCEPTION 'refused %', NEW.id; END IF;
     RETURN NEW;
 END $$;
 CREATE TRIGGER refuse BEFORE INSERT ON cdc_events FOR EACH ROW EXECUTE FUNCTION refuse()`)
-	events := make([]*cdc.Event, 10)
-	for i := range events {
-		events[i] = testEvent(int64(i), "tick", `{}`)
-	}
-	events[6].Type = "poison"
-	rej := rejected(t, s.Write(context.Background(), cdc.Batch{Events: events}))
-	if rej.Index != 6 {
-		t.Fatalf("rejected %d, want 6", rej.Index)
-	}
-	if n := count(t, pool, `SELECT count(*) FROM cdc_events`); n != 6 {
-		t.Fatalf("%d rows, want 6", n)
-	}
-	write(t, s, events[7:])
-	ids, err := pgx.CollectRows(must(pool.Query(context.Background(), `SELECT id::text FROM cdc_events ORDER BY seq_id`)), pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ids) != 9 || ids[6] != events[7].ID {
-		t.Fatalf("rows %v", ids)
+			events := make([]*cdc.Event, tc.events)
+			for i := range events {
+				events[i] = testEvent(int64(i), "tick", `{}`)
+			}
+			events[tc.poison].Type = "poison"
+			rej := rejected(t, s.Write(context.Background(), cdc.Batch{Events: events}))
+			if rej.Index != tc.poison {
+				t.Fatalf("rejected %d, want %d", rej.Index, tc.poison)
+			}
+			if n := count(t, pool, `SELECT count(*) FROM cdc_events`); n != tc.poison {
+				t.Fatalf("%d rows, want %d", n, tc.poison)
+			}
+			if got, ok, err := s.readCheckpoint(context.Background()); err != nil || !ok || got != events[tc.poison-1].Position() {
+				t.Fatalf("checkpoint %v (%v, %v), want %v", got, ok, err, events[tc.poison-1].Position())
+			}
+			write(t, s, events[tc.poison+1:])
+			ids, err := pgx.CollectRows(must(pool.Query(context.Background(), `SELECT id::text FROM cdc_events ORDER BY seq_id`)), pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) != tc.events-1 || ids[tc.poison] != events[tc.poison+1].ID {
+				t.Fatalf("%d rows, row %d %s", len(ids), tc.poison, ids[min(tc.poison, len(ids)-1)])
+			}
+		})
 	}
 }
 
@@ -145,4 +157,66 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestModeEventsCompareAndSet: in ModeEvents too, a sink whose idea of
+// the checkpoint is stale has its whole batch, every chunk of it, rolled
+// back.
+func TestModeEventsCompareAndSet(t *testing.T) {
+	pool := newTarget(t, "")
+	a := newSink(t, pool, Config{Mode: ModeEvents})
+	b := newSink(t, pool, Config{Mode: ModeEvents})
+	events := make([]*cdc.Event, 3*eventsChunk)
+	for i := range events {
+		events[i] = testEvent(int64(i), "tick", `{}`)
+	}
+	write(t, a, events[:10])
+	write(t, b, events[:20]) // b reads the checkpoint first: copies 10..19
+	if err := a.Write(context.Background(), cdc.Batch{Events: events}); !errors.Is(err, errCheckpointMoved) {
+		t.Fatalf("stale sink: got %v, want errCheckpointMoved", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM cdc_events`); n != 20 {
+		t.Fatalf("%d rows after the refused batch, want 20", n)
+	}
+	write(t, a, events) // reads the checkpoint again
+	if n := count(t, pool, `SELECT count(*) FROM cdc_events`); n != len(events) {
+		t.Fatalf("%d rows, want %d", n, len(events))
+	}
+}
+
+// TestModeEventsCanceled: a Write of several chunks whose context ends
+// while the server inserts them leaves no row and no checkpoint behind.
+func TestModeEventsCanceled(t *testing.T) {
+	pool := newTarget(t, "")
+	s := newSink(t, pool, Config{Mode: ModeEvents})
+	if err := s.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, pool, `CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.type = 'slow' THEN PERFORM pg_sleep(10); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER slow BEFORE INSERT ON cdc_events FOR EACH ROW EXECUTE FUNCTION slow()`)
+	events := make([]*cdc.Event, 2*eventsChunk+1)
+	for i := range events {
+		events[i] = testEvent(int64(i), "tick", `{}`)
+	}
+	events[eventsChunk+1].Type = "slow"
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Write(ctx, cdc.Batch{Events: events}); err == nil {
+		t.Fatal("Write succeeded despite the deadline")
+	}
+	if n := count(t, pool, `SELECT count(*) FROM cdc_events`); n != 0 {
+		t.Fatalf("a canceled Write left %d rows", n)
+	}
+	if _, ok := checkpointOf(t, s); ok {
+		t.Fatal("a canceled Write moved the checkpoint")
+	}
+	events[eventsChunk+1].Type = "tick"
+	write(t, s, events)
+	if n := count(t, pool, `SELECT count(*) FROM cdc_events`); n != len(events) {
+		t.Fatalf("%d rows, want %d", n, len(events))
+	}
 }

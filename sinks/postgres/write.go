@@ -185,28 +185,27 @@ func (s *Sink) plan(events []*cdc.Event, cp checkpointing) (steps []step, batcha
 }
 
 // writeBatched writes the steps with one pipelined batch (begin,
-// statements, checkpoint unless leaveCheckpoint) and a commit.
+// statements, checkpoint unless leaveCheckpoint) and a commit; in ModeEvents
+// with writeEvents.
 func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []step, cpMode checkpointing) error {
-	var b pgx.Batch
-	b.BeginTx(pgx.TxOptions{})
-	owners := []owner{{step: -1}}
 	if s.events != nil {
 		rows := make([]*cdc.Event, len(steps))
 		for k, st := range steps {
 			rows[k] = events[st.i]
 		}
-		s.events.queueAll(&b, rows)
-		owners = append(owners, owner{step: -1})
-	} else {
-		for k, st := range steps {
-			for _, r := range st.routes {
-				n := b.Len()
-				if err := s.routes[r].Projection.(Batcher).Queue(&b, events[st.i]); err != nil {
-					return s.projectionError(events[st.i], r, 0, err)
-				}
-				for q := n; q < b.Len(); q++ {
-					owners = append(owners, owner{step: k, route: r, stmt: q - n + 1})
-				}
+		return s.writeEvents(ctx, rows, rows[len(rows)-1].Position(), cpMode)
+	}
+	var b pgx.Batch
+	b.BeginTx(pgx.TxOptions{})
+	owners := []owner{{step: -1}}
+	for k, st := range steps {
+		for _, r := range st.routes {
+			n := b.Len()
+			if err := s.routes[r].Projection.(Batcher).Queue(&b, events[st.i]); err != nil {
+				return s.projectionError(events[st.i], r, 0, err)
+			}
+			for q := n; q < b.Len(); q++ {
+				owners = append(owners, owner{step: k, route: r, stmt: q - n + 1})
 			}
 		}
 	}
