@@ -175,6 +175,7 @@ type run struct {
 	es      *esStub
 	esURL   string
 	ceiling float64 // events/s
+	cpu     *cpuMeter
 }
 
 func (b *run) progress(format string, args ...any) {
@@ -355,10 +356,15 @@ func (b *run) catchUp(ctx context.Context) error {
 	// its load changes; the faster of the two counts.
 	ceilingRow := len(b.report.Rows)
 	b.report.Rows = append(b.report.Rows, Row{Name: "ceiling (bare slot consumer: decode and acknowledge)", Events: committed, Ratio: 1})
+	b.cpu = newCPUMeter(ctx, b.pool)
 	readCeiling := func(slot string) error {
+		before := b.cpu.sample(0)
 		d, _, err := ceiling(ctx, b.o.DSN, b.pool, slot, publication, b.o.Schema, committed)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
+		}
+		if cpu := b.cpu.since(before, 0); float64(committed)/d.Seconds() > b.ceiling {
+			b.report.Rows[ceilingRow].CPU = &cpu
 		}
 		b.drop(ctx, slot)
 		rate := float64(committed) / d.Seconds()
@@ -413,13 +419,15 @@ func (b *run) measureCatchUp(ctx context.Context, p *proc, name, kind string, co
 	if err != nil {
 		return Row{}, err
 	}
+	before := b.cpu.sample(p.cmd.Process.Pid)
 	done, err := b.waitDelivered(ctx, name, sinkCount(kind), int64(committed), p, 10*time.Minute)
 	if err != nil {
 		return Row{}, err
 	}
+	cpu := b.cpu.since(before, p.cmd.Process.Pid)
 	d := done.Sub(start)
 	rate := float64(committed) / d.Seconds()
-	row := Row{Name: "cdc " + describeKind(kind), Events: committed, Rate: rate, PeakRSS: p.peakRSS()}
+	row := Row{Name: "cdc " + describeKind(kind), Events: committed, Rate: rate, PeakRSS: p.peakRSS(), CPU: &cpu}
 	b.progress("%s: %d events in %s (%.0f events/s, %.2f of the first ceiling), peak RSS %.1f MiB", row.Name, committed, d.Round(time.Millisecond), rate, rate/b.ceiling, float64(row.PeakRSS)/(1<<20))
 	return row, nil
 }

@@ -25,6 +25,8 @@ type Row struct {
 	Missing int     `json:"missing"`           // committed events that did not arrive
 	Lost    int     `json:"skipped_for_good"`  // the poller: events it skipped and never delivered
 	Note    string  `json:"note,omitempty"`    //
+	// CPU is where the machine's time went during a catch-up measure.
+	CPU *CPU `json:"cpu_cores,omitempty"`
 }
 
 // Report is the benchmark's result.
@@ -41,12 +43,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (r *Report) Markdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", r.Machine)
-	b.WriteString("| measure | events | events/s | ratio to ceiling | p50 ms | p99 ms | max ms | time s | peak RSS MiB | missing | skipped for good | note |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| measure | events | events/s | ratio to ceiling | p50 ms | p99 ms | max ms | time s | peak RSS MiB | CPU cores: cdc / PostgreSQL / cdc-bench | missing | skipped for good | note |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s |\n", row.Name, row.Events,
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s |\n", row.Name, row.Events,
 			num(row.Rate, 0), num(row.Ratio, 2), num(row.P50, 1), num(row.P99, 1), num(row.Max, 1), num(row.Seconds, 2),
-			num(float64(row.PeakRSS)/(1<<20), 1), row.Missing, row.Lost, row.Note)
+			num(float64(row.PeakRSS)/(1<<20), 1), row.CPU.text(), row.Missing, row.Lost, row.Note)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -55,10 +57,13 @@ func (r *Report) Markdown(w io.Writer) error {
 // CSV writes the report's rows as CSV with a header.
 func (r *Report) CSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"measure", "events", "events_per_s", "ratio_to_ceiling", "p50_ms", "p99_ms", "max_ms", "seconds", "peak_rss_bytes", "missing", "skipped_for_good", "note"})
+	_ = cw.Write([]string{"measure", "events", "events_per_s", "ratio_to_ceiling", "p50_ms", "p99_ms", "max_ms", "seconds", "peak_rss_bytes", "missing", "skipped_for_good", "note",
+		"cpu_cdc", "cpu_postgresql", "cpu_bench"})
 	for _, row := range r.Rows {
 		_ = cw.Write([]string{row.Name, strconv.Itoa(row.Events), f(row.Rate), f(row.Ratio), f(row.P50), f(row.P99), f(row.Max), f(row.Seconds),
-			strconv.FormatInt(row.PeakRSS, 10), strconv.Itoa(row.Missing), strconv.Itoa(row.Lost), row.Note})
+			strconv.FormatInt(row.PeakRSS, 10), strconv.Itoa(row.Missing), strconv.Itoa(row.Lost), row.Note,
+			row.CPU.field(func(c *CPU) float64 { return c.CDC }), row.CPU.field(func(c *CPU) float64 { return c.Server }),
+			row.CPU.field(func(c *CPU) float64 { return c.Bench })})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -97,4 +102,27 @@ func num(v float64, prec int) string {
 		s += "." + frac
 	}
 	return s
+}
+
+// text formats c for the Markdown table: "cdc / PostgreSQL / cdc-bench"
+// in cores, "-" for what was not measured.
+func (c *CPU) text() string {
+	if c == nil {
+		return "-"
+	}
+	part := func(v float64) string {
+		if v < 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return part(c.CDC) + " / " + part(c.Server) + " / " + part(c.Bench)
+}
+
+// field returns one of c's values for the CSV, empty when not measured.
+func (c *CPU) field(get func(*CPU) float64) string {
+	if c == nil || get(c) < 0 {
+		return ""
+	}
+	return f(get(c))
 }
