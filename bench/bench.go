@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,10 +26,37 @@ const (
 	SinkElastic  = "elastic"
 	SinkPostgres = "postgres"
 	SinkAll      = "all" // every kind above in one pipeline
+	// SinkStreams is the three sinks that stream to a broker, an index or
+	// a pipe (no database transaction) in one pipeline. Any kinds joined
+	// with "+" run in one pipeline.
+	SinkStreams = SinkStdout + "+" + SinkKafka + "+" + SinkElastic
 )
 
 // Kinds are the sink kinds in the order the table shows them.
-var Kinds = []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres, SinkAll}
+var Kinds = []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres, SinkStreams, SinkAll}
+
+// kindsOf returns the single kinds of kind: itself, the parts of a
+// "+"-joined kind, or every single kind for SinkAll; nil when one is
+// unknown.
+func kindsOf(kind string) []string {
+	if kind == SinkAll {
+		return []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres}
+	}
+	parts := strings.Split(kind, "+")
+	for i, p := range parts {
+		if !slices.Contains([]string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres}, p) || slices.Contains(parts[:i], p) {
+			return nil
+		}
+	}
+	return parts
+}
+
+// ValidKind reports whether kind is one the benchmark can run cdc with: a
+// single kind, SinkAll, or single kinds joined with "+".
+func ValidKind(kind string) bool { return kindsOf(kind) != nil }
+
+// kindID is kind as it can appear in slot, topic and index names.
+func kindID(kind string) string { return strings.ReplaceAll(kind, "+", "_") }
 
 // Options configure a benchmark run.
 type Options struct {
@@ -266,23 +294,14 @@ func (b *run) sinkYAML(kind, suffix string) string {
 				yamlQuote(b.o.Schema+".events_"+suffix))
 		}
 	}
-	if kind == SinkAll {
-		for _, k := range Kinds[:4] {
-			add(k)
-		}
-	} else {
-		add(kind)
+	for _, k := range kindsOf(kind) {
+		add(k)
 	}
 	return y.String()
 }
 
 // sinkCount is how many sinks the pipeline of kind has.
-func sinkCount(kind string) int {
-	if kind == SinkAll {
-		return 4
-	}
-	return 1
-}
+func sinkCount(kind string) int { return len(kindsOf(kind)) }
 
 // writeConfig writes the configuration of a cdc run and returns its path.
 func (b *run) writeConfig(name, slot, sinks string) (string, error) {
@@ -333,7 +352,7 @@ func (b *run) waitDelivered(ctx context.Context, pipeline string, n int, events 
 func (b *run) catchUp(ctx context.Context) error {
 	slots := []string{"cdc_bench_ceiling", "cdc_bench_ceiling_last"}
 	for _, k := range b.o.Sinks {
-		slots = append(slots, "cdc_bench_"+k)
+		slots = append(slots, "cdc_bench_"+kindID(k))
 	}
 	for _, s := range slots {
 		if _, err := b.pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, s); err != nil {
@@ -378,8 +397,8 @@ func (b *run) catchUp(ctx context.Context) error {
 	first := len(b.report.Rows)
 
 	for _, kind := range b.o.Sinks {
-		name := "bench_" + kind
-		cfg, err := b.writeConfig(name, "cdc_bench_"+kind, b.sinkYAML(kind, "catchup_"+kind))
+		name := "bench_" + kindID(kind)
+		cfg, err := b.writeConfig(name, "cdc_bench_"+kindID(kind), b.sinkYAML(kind, "catchup_"+kindID(kind)))
 		if err != nil {
 			return err
 		}
@@ -395,7 +414,7 @@ func (b *run) catchUp(ctx context.Context) error {
 		row, err := b.measureCatchUp(ctx, p, name, kind, committed)
 		stopErr := p.stop(time.Minute)
 		out.Close()
-		b.drop(ctx, "cdc_bench_"+kind)
+		b.drop(ctx, "cdc_bench_"+kindID(kind))
 		if err != nil {
 			return fmt.Errorf("bench: cdc with %s: %w", kind, err)
 		}
@@ -445,7 +464,7 @@ func describeKind(kind string) string {
 	case SinkAll:
 		return "all four sinks in one pipeline"
 	}
-	return kind
+	return strings.Join(kindsOf(kind), " + ") + " in one pipeline"
 }
 
 // drop drops a slot of the benchmark (it retains WAL).

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,5 +40,31 @@ func TestKafkaConsume(t *testing.T) {
 			t.Fatalf("the consumer got %d of 10 records (consume: %v)", arrived.count(), <-done)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestKinds(t *testing.T) {
+	for _, tc := range []struct {
+		kind  string
+		kinds []string
+	}{
+		{"kafka", []string{"kafka"}},
+		{"all", []string{"stdout", "kafka", "elastic", "postgres"}},
+		{"stdout+kafka+elastic", []string{"stdout", "kafka", "elastic"}},
+		{"postgres+kafka", []string{"postgres", "kafka"}},
+		{"kafka+kafka", nil},
+		{"kafka+", nil},
+		{"nats", nil},
+		{"", nil},
+	} {
+		if got := kindsOf(tc.kind); !slices.Equal(got, tc.kinds) {
+			t.Errorf("kindsOf(%q) = %q, want %q", tc.kind, got, tc.kinds)
+		}
+		if ValidKind(tc.kind) != (tc.kinds != nil) {
+			t.Errorf("ValidKind(%q) = %v", tc.kind, tc.kinds == nil)
+		}
+	}
+	if got := kindID(SinkStreams); got != "stdout_kafka_elastic" {
+		t.Errorf("kindID %q", got)
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cdcPath := fs.String("cdc", "", "the cdc binary to run (default: $CDC_BIN, cdc beside this command, or cdc on PATH)")
 	dsn := fs.String("dsn", "", "a database of its own to benchmark in (default: a throwaway PostgreSQL, like the demo)")
 	events := fs.Int("events", 100_000, "size of the catch-up workload; the big transaction is 10x this (at most 1,000,000)")
-	sinks := fs.String("sinks", strings.Join(bench.Kinds, ","), "sink kinds to run cdc with: stdout, kafka, elastic, postgres, all (every kind in one pipeline)")
+	sinks := fs.String("sinks", strings.Join(bench.Kinds, ","), "sink kinds to run cdc with: stdout, kafka, elastic, postgres, all (every kind in one pipeline), or kinds joined with + (in one pipeline)")
 	rates := fs.String("rates", "2000,5000", "fixed rates (events/s) of the live latency runs; empty skips them")
 	liveFor := fs.Duration("duration", 10*time.Second, "how long each live run writes")
 	bigTx := fs.Int("big-tx", -1, "events in the one big COPY transaction (0 skips it; default 10x --events, at most 1,000,000)")
@@ -76,8 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("bench: --events, --writers, --tx-events, --streams and --tenants must be positive, --slow-every and --rollback-every not negative")
 	}
 	for _, k := range splitList(*sinks) {
-		if !slices.Contains(bench.Kinds, k) {
-			return cli.Usagef("bench: --sinks %s: unknown kind (known: %s)", k, strings.Join(bench.Kinds, ", "))
+		if !bench.ValidKind(k) {
+			return cli.Usagef("bench: --sinks %s: unknown kind (known: stdout, kafka, elastic, postgres, all, or kinds joined with +)", k)
 		}
 		o.Sinks = append(o.Sinks, k)
 	}
