@@ -102,7 +102,7 @@ func (s *Sink) encode(events []*cdc.Event, skip map[string]struct{}) ([]message,
 // template itself starts there, so that no event field can steer a message
 // to the JetStream API.
 func (s *Sink) checkRendered(subj string) error {
-	if err := checkSubject(subj, false); err != nil {
+	if err := CheckSubject(subj, false); err != nil {
 		return err
 	}
 	first, _, _ := strings.Cut(subj, ".")
@@ -112,10 +112,10 @@ func (s *Sink) checkRendered(subj string) error {
 	return nil
 }
 
-// checkSubject checks a subject: tokens separated by dots, none empty,
+// CheckSubject checks a subject: tokens separated by dots, none empty,
 // no blanks; the wildcard tokens * and > only when wild (a stream's
 // subjects), > only last.
-func checkSubject(subj string, wild bool) error {
+func CheckSubject(subj string, wild bool) error {
 	if subj == "" {
 		return errors.New("empty subject")
 	}

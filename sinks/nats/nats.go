@@ -104,7 +104,7 @@ func (c *Config) Validate() error {
 		return errors.New("nats sink: no servers")
 	}
 	for i, s := range c.Servers {
-		if err := checkServer(s); err != nil {
+		if err := CheckServer(s); err != nil {
 			return fmt.Errorf("nats sink: servers[%d]: %w", i, err)
 		}
 	}
@@ -112,15 +112,15 @@ func (c *Config) Validate() error {
 		return errors.New("nats sink: no subject template")
 	}
 	if subj, ok := c.Subject.Constant(); ok {
-		if err := checkSubject(subj, false); err != nil {
+		if err := CheckSubject(subj, false); err != nil {
 			return fmt.Errorf("nats sink: subject: %w", err)
 		}
 	}
-	if err := checkStreamName(c.Stream); err != nil {
+	if err := CheckStreamName(c.Stream); err != nil {
 		return fmt.Errorf("nats sink: stream: %w", err)
 	}
 	for i, s := range c.StreamSubjects {
-		if err := checkSubject(s, true); err != nil {
+		if err := CheckSubject(s, true); err != nil {
 			return fmt.Errorf("nats sink: stream_subjects[%d]: %w", i, err)
 		}
 	}
@@ -152,7 +152,7 @@ func (c *Config) Validate() error {
 	case c.AckTimeout < 0:
 		return fmt.Errorf("nats sink: ack_timeout %s is negative", c.AckTimeout)
 	}
-	if err := c.Auth.validate(); err != nil {
+	if err := c.Auth.Check(); err != nil {
 		return fmt.Errorf("nats sink: %w", err)
 	}
 	return nil
@@ -185,10 +185,10 @@ func (c *Config) createdWindow() time.Duration {
 	return DefaultDuplicateWindow
 }
 
-// checkServer accepts "host", "host:port" and nats:// or tls:// URLs
-// without credentials. It never quotes the address, in case someone put
-// credentials in it.
-func checkServer(s string) error {
+// CheckServer checks a server address: "host", "host:port", or a nats://
+// or tls:// URL without credentials. It never quotes the address, in case
+// someone put credentials in it.
+func CheckServer(s string) error {
 	if s == "" {
 		return errors.New("empty server address")
 	}
@@ -221,8 +221,9 @@ func checkServer(s string) error {
 	return nil
 }
 
-// checkStreamName checks a JetStream stream name.
-func checkStreamName(s string) error {
+// CheckStreamName checks a JetStream stream name: not empty, at most 255
+// bytes, none of . * > / \ or blanks.
+func CheckStreamName(s string) error {
 	switch {
 	case s == "":
 		return errors.New("no stream name")
@@ -301,7 +302,7 @@ func defaultStreamSubjects(t *route.Template) ([]string, error) {
 		return nil, fmt.Errorf("subject %q has no literal prefix ending with a dot to derive the stream's subjects from: set stream_subjects", t.String())
 	}
 	subj := p[:i+1] + ">"
-	if err := checkSubject(subj, true); err != nil {
+	if err := CheckSubject(subj, true); err != nil {
 		return nil, fmt.Errorf("the stream subject %q derived from subject %q: %w: set stream_subjects", subj, t.String(), err)
 	}
 	return []string{subj}, nil

@@ -121,8 +121,8 @@ func (a Auth) String() string {
 // GoString is String, for %#v.
 func (a Auth) GoString() string { return a.String() }
 
-// validate checks that at most one way is set, and a password has a user.
-func (a Auth) validate() error {
+// Check checks that at most one way is set, and a password has a user.
+func (a Auth) Check() error {
 	n := 0
 	for _, set := range []bool{a.User != "" || a.Password != "", a.Token != "", a.NKeyFile != "", a.CredsFile != ""} {
 		if set {
