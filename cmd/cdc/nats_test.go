@@ -157,7 +157,7 @@ func TestNATSValidate(t *testing.T) {
 	}{
 		{"missing stream", srv.URL(), "NOWHERE", 1, "cdc: pipeline helpdesk: sink bus: nats stream NOWHERE does not exist: create it or set create_stream: true"},
 		{"unreachable server", "127.0.0.1:1", "SHORT", 1, "cdc: pipeline helpdesk: sink bus: connect to nats (127.0.0.1:1)"},
-		{"short duplicate window", srv.URL(), "SHORT", 0, "cdc: pipeline helpdesk: warning: sink bus: the duplicate window of stream SHORT (5s) is shorter than 12s (ack_timeout 2s + 10s of retry backoff)"},
+		{"short duplicate window", srv.URL(), "SHORT", 0, "cdc: pipeline helpdesk: warning: sink bus: the duplicate window of stream SHORT (5s) is shorter than 14s (2 × ack_timeout 2s + 10s of retry backoff)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,7 +26,7 @@
 // checkpoint. The stream then holds every event exactly once provided
 // those re-publishes fall within the duplicate window.
 // [Config.MinDuplicateWindow] is the window a failed Write needs
-// (AckTimeout plus the pipeline's longest backoff); a restart needs the
+// (twice AckTimeout plus the pipeline's longest backoff); a restart needs the
 // window to cover the time to restart.
 //
 // # Order

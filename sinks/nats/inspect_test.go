@@ -18,7 +18,7 @@ import (
 
 // TestInspect checks what cdc validate reports of a nats sink: problems,
 // and a warning when the duplicate window is shorter than
-// MinDuplicateWindow (ack_timeout 5s + 10s here). Inspect creates nothing.
+// MinDuplicateWindow (2 × ack_timeout 5s + 10s here). Inspect creates nothing.
 func TestInspect(t *testing.T) {
 	srv := startServer(t, natsserver.Config{})
 	createStream(t, srv.URL(), jetstream.StreamConfig{Name: "SHORT", Subjects: []string{"short.>"}, Duplicates: 10 * time.Second})
@@ -34,9 +34,9 @@ func TestInspect(t *testing.T) {
 			problems: []string{"nats stream MISSING does not exist: create it or set create_stream: true"}},
 		{name: "missing stream to create", cfg: Config{Stream: "MISSING", CreateStream: true}},
 		{name: "stream to create with a short window", cfg: Config{Stream: "MISSING", CreateStream: true, DuplicateWindow: 5 * time.Second},
-			warnings: []string{"the duplicate_window of the stream cdc creates (5s) is shorter than 15s (ack_timeout 5s + 10s of retry backoff)"}},
+			warnings: []string{"the duplicate_window of the stream cdc creates (5s) is shorter than 20s (2 × ack_timeout 5s + 10s of retry backoff)"}},
 		{name: "stream with a short window", cfg: Config{Stream: "SHORT", Subject: route.MustParse("short.{{.Type}}")},
-			warnings: []string{"the duplicate window of stream SHORT (10s) is shorter than 15s"}},
+			warnings: []string{"the duplicate window of stream SHORT (10s) is shorter than 20s"}},
 		{name: "constant subject of no stream", cfg: Config{Stream: "LONG", Subject: route.MustParse("elsewhere.x")},
 			problems: []string{`nats stream LONG does not take subject "elsewhere.x" (no stream does)`}},
 		{name: "constant subject of another stream", cfg: Config{Stream: "LONG", Subject: route.MustParse("short.x")},

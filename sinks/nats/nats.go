@@ -34,9 +34,7 @@ const (
 )
 
 // RetryAllowance is the longest time the pipeline waits before it writes a
-// failed batch again (its largest backoff): a message whose acknowledgement
-// was lost is published again at most AckTimeout + RetryAllowance after it
-// was first published. See Config.MinDuplicateWindow.
+// failed batch again (its largest backoff). See Config.MinDuplicateWindow.
 const RetryAllowance = 10 * time.Second
 
 // Config configures a NATS JetStream sink. Servers, Subject and Stream are
@@ -159,9 +157,13 @@ func (c *Config) Validate() error {
 }
 
 // MinDuplicateWindow is the shortest duplicate window that keeps the
-// stream free of duplicates while the sink runs: a message whose
-// acknowledgement does not come within AckTimeout is published again by
-// the pipeline's next attempt, at most RetryAllowance later. A restart
+// stream free of duplicates while the sink runs, 2 × AckTimeout +
+// RetryAllowance: a message whose acknowledgement does not come within
+// AckTimeout fails its Write once the messages published before the
+// failure was seen are answered (within another AckTimeout), and the
+// pipeline's next attempt, at most RetryAllowance later, publishes it
+// again at once (after the earlier messages of its event stream, when they
+// were not acknowledged either). A restart
 // (after a crash, or a standby taking over) publishes again what came
 // after the sink's checkpoint, and is exactly once only when it does so
 // within the window.
@@ -170,7 +172,7 @@ func (c *Config) MinDuplicateWindow() time.Duration {
 	if t == 0 {
 		t = DefaultAckTimeout
 	}
-	return t + RetryAllowance
+	return 2*t + RetryAllowance
 }
 
 // createdWindow is the duplicate window JetStream gives a stream created

@@ -144,7 +144,7 @@ func (s *Sink) Inspect(ctx context.Context) (problems, warnings []string) {
 		}
 	}
 	if min := s.cfg.MinDuplicateWindow(); window < min {
-		warnings = append(warnings, fmt.Sprintf("%s (%s) is shorter than %s (ack_timeout %s + %s of retry backoff): a message stored whose acknowledgement was lost can be stored again; make it at least %s, and longer than a restart takes",
+		warnings = append(warnings, fmt.Sprintf("%s (%s) is shorter than %s (2 × ack_timeout %s + %s of retry backoff): a message stored whose acknowledgement was lost can be stored again; make it at least %s, and longer than a restart takes",
 			what, window, min, s.cfg.AckTimeout, RetryAllowance, min.Round(time.Second)))
 	}
 	return problems, warnings
