@@ -34,6 +34,9 @@ type Config struct {
 	Username, Password string
 	// Token, when set, is the token clients must present.
 	Token string
+	// NKey, when set, is the public NKey ("U...") of the one user allowed
+	// in, who proves it by signing with the seed.
+	NKey string
 	// MaxPayload is the largest message the server takes, in bytes; 0
 	// keeps the server's default (1 MiB).
 	MaxPayload int32
@@ -72,6 +75,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.Token != "" {
 		opts.Authorization = cfg.Token
+	}
+	if cfg.NKey != "" {
+		opts.Nkeys = []*server.NkeyUser{{Nkey: cfg.NKey}}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

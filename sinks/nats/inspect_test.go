@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/internal/natsserver"
@@ -90,10 +93,11 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
-// TestAuth writes through servers that require a user and password, or a
-// token; a wrong secret fails without showing it.
+// TestAuth writes through servers that require a user and password, a
+// token or an NKey; a wrong secret fails without showing it.
 func TestAuth(t *testing.T) {
 	const secret = "hunter2-s3cret"
+	nkeyUser, nkeyOther := newNKey(t), newNKey(t)
 	cases := []struct {
 		name      string
 		server    natsserver.Config
@@ -102,6 +106,7 @@ func TestAuth(t *testing.T) {
 		{"user and password", natsserver.Config{Username: "cdc", Password: secret},
 			Auth{User: "cdc", Password: secret}, Auth{User: "cdc", Password: secret + "x"}},
 		{"token", natsserver.Config{Token: secret}, Auth{Token: secret}, Auth{Token: secret + "x"}},
+		{"nkey", natsserver.Config{NKey: nkeyUser.public}, Auth{NKeyFile: nkeyUser.seedFile}, Auth{NKeyFile: nkeyOther.seedFile}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -163,6 +168,30 @@ func TestValidate(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate of a good configuration: %v", err)
 	}
+}
+
+// nkey is a user NKey: its public key, and a file holding its seed.
+type nkey struct{ public, seedFile string }
+
+func newNKey(t *testing.T) nkey {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(f, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return nkey{pub, f}
 }
 
 // match fails the test unless got has one line per want, each containing
