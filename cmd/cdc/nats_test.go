@@ -141,6 +141,61 @@ func TestNATSCrash(t *testing.T) {
 		len(committed), len(rolledBack), atKill, cp, again)
 }
 
+// TestNATSServerRestart: the NATS server stops (its store kept) while
+// `cdc run` publishes, and starts again on the same port a moment later:
+// the sink fails, is retried, reconnects and catches up, and the stream
+// holds every committed event exactly once, each stream in version order.
+func TestNATSServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	store := t.TempDir()
+	srv, err := natsserver.Start(natsserver.Config{Dir: store})
+	mustDo(t, "nats server", err)
+	defer func() { srv.Stop() }()
+	url, port := srv.URL(), srv.Port()
+	dsn, pool := martenStore(t)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`      - name: bus
+        kind: nats
+        servers: [%s]
+        subject: "helpdesk.{{.Type}}"
+        stream: HELPDESK
+        create_stream: true
+        ack_timeout: 2s
+        batch: {max_events: 200, max_wait: 5ms}
+`, url))
+	run := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, cfg, pool)
+	w := startWriters(t, pool, 4, time.Millisecond)
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return natsCount(t, srv, "HELPDESK") >= 300 }, "cdc publishes")
+	srv.Stop()
+	out := countLines(run.out)
+	pgtest.Eventually(t, 30*time.Second, func() bool { w.check(t); return countLines(run.out) >= out+200 }, "the stdout sink goes on while NATS is down")
+	srv, err = natsserver.Start(natsserver.Config{Dir: store, Port: port})
+	mustDo(t, "restart nats server", err)
+	committed, rolledBack := w.finish(t)
+	pgtest.Eventually(t, 60*time.Second, func() bool { return natsCount(t, srv, "HELPDESK") >= len(committed) }, "every committed event in the stream after the restart")
+	run.stopOK()
+	if !strings.Contains(run.stderr(), "nats connection lost") {
+		t.Fatalf("cdc logged no lost NATS connection:\n%s", run.stderr())
+	}
+
+	ms := natsMessages(t, srv, "HELPDESK")
+	seen := map[string]bool{}
+	last := map[string]int64{}
+	for _, m := range ms {
+		if seen[m.id] || rolledBack[m.id] || !committed[m.id] {
+			t.Fatalf("message %d: event %s twice, or never committed", m.seq, m.id)
+		}
+		seen[m.id] = true
+		if v := m.env.Version; v <= last[m.env.StreamID] {
+			t.Fatalf("message %d: stream %s version %d after version %d", m.seq, m.env.StreamID, v, last[m.env.StreamID])
+		}
+		last[m.env.StreamID] = m.env.Version
+	}
+	if len(ms) != len(committed) {
+		t.Fatalf("the stream holds %d messages, want the %d committed events", len(ms), len(committed))
+	}
+	t.Logf("%d events committed (%d rolled back), each once in the stream after a server restart", len(committed), len(rolledBack))
+}
+
 // TestNATSValidate: cdc validate on nats sinks: a missing stream (without
 // create_stream) and an unreachable server are one line each and exit 1;
 // a stream whose duplicate window is shorter than the sink needs is a

@@ -124,3 +124,43 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestOneInFlightPerStream makes the stream store messages without
+// acknowledging them: the Write publishes only the first message of each
+// event stream (the next waits for that acknowledgement), times out, and
+// fails with a plain error; once the stream acknowledges again, the retry
+// stores every event once, each stream in version order.
+func TestOneInFlightPerStream(t *testing.T) {
+	srv := startServer(t, natsserver.Config{})
+	sc := jetstream.StreamConfig{Name: testStream, Subjects: []string{"events.>"}}
+	createStream(t, srv.URL(), sc)
+	nc, _ := client(t, srv.URL())
+	defer nc.Close()
+	var published atomic.Int64
+	if _, err := nc.Subscribe("events.>", func(*nats.Msg) { published.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t, srv.URL(), Config{AckTimeout: 500 * time.Millisecond})
+	const streams = 8
+	events := makeEvents(streams, 6, 0, 1)
+	_, unblock := holdAcks(t, srv.URL(), sc)
+	err := s.Write(context.Background(), cdc.Batch{Events: events})
+	if err == nil || errors.As(err, new(*cdc.RejectedError)) {
+		t.Fatalf("Write while the stream does not acknowledge = %v, want a plain error", err)
+	}
+	t.Logf("Write: %v", err)
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := published.Load(); n != streams {
+		t.Fatalf("%d messages published while no acknowledgement came, want %d: the first of each stream", n, streams)
+	}
+	unblock()
+	if err := s.Write(context.Background(), cdc.Batch{Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, srv.URL(), testStream, events)
+}

@@ -133,6 +133,8 @@ func (s *Sink) write(ctx context.Context, js jetstream.JetStream, events []*cdc.
 				reject(m, fmt.Errorf("%w (the server's max_payload)", err))
 			case errors.Is(err, nats.ErrBadSubject):
 				reject(m, err)
+			case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionReconnecting):
+				failed = fmt.Errorf("publish event %s: the connection to nats (%s) is down, the client is reconnecting: %w", events[m.event].ID, s.servers, err)
 			default:
 				failed = fmt.Errorf("publish event %s to nats subject %q: %w", events[m.event].ID, m.msg.Subject, err)
 			}
