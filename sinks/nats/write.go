@@ -16,6 +16,11 @@ import (
 // (see Write); past it they are forgotten, and published again, harmlessly.
 const maxAcked = 1 << 20
 
+// noRetry turns off the client's own publishing again of a message nothing
+// answered: it would publish it after the messages that followed it; the
+// sink finds out why instead (see noStream).
+var noRetry = jetstream.WithRetryAttempts(0)
+
 // flight is a message published and not yet answered.
 type flight struct {
 	m   int // index in the message list
@@ -125,7 +130,7 @@ func (s *Sink) write(ctx context.Context, js jetstream.JetStream, events []*cdc.
 			if m.event >= cutoff {
 				continue
 			}
-			fut, err := js.PublishMsgAsync(m.msg, jetstream.WithRetryAttempts(0))
+			fut, err := js.PublishMsgAsync(m.msg, noRetry)
 			switch {
 			case err == nil:
 				inFlight = append(inFlight, flight{i, fut})
