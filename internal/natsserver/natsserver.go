@@ -40,6 +40,9 @@ type Config struct {
 	// MaxPayload is the largest message the server takes, in bytes; 0
 	// keeps the server's default (1 MiB).
 	MaxPayload int32
+	// NoJetStream starts the server without JetStream, as a plain NATS
+	// server.
+	NoJetStream bool
 	// ReadyTimeout bounds the wait for the server to accept clients;
 	// default 30s.
 	ReadyTimeout time.Duration
@@ -61,7 +64,7 @@ func Start(cfg Config) (*Server, error) {
 		ServerName: "cdc-test",
 		Host:       "127.0.0.1",
 		Port:       port,
-		JetStream:  true,
+		JetStream:  !cfg.NoJetStream,
 		StoreDir:   cfg.Dir,
 		Username:   cfg.Username,
 		Password:   cfg.Password,

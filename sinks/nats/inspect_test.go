@@ -62,6 +62,18 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// TestNoJetStream: a server without JetStream is a problem for cdc
+// validate and a misconfiguration for cdc run.
+func TestNoJetStream(t *testing.T) {
+	srv := startServer(t, natsserver.Config{NoJetStream: true})
+	s := newSink(t, srv.URL(), Config{CreateStream: true})
+	problems, _ := s.Inspect(context.Background())
+	match(t, "problems", problems, []string{"JetStream is not enabled for this account"})
+	if err := s.Prepare(context.Background()); !errors.Is(err, cdc.ErrMisconfigured) || !strings.Contains(err.Error(), "JetStream is not enabled") {
+		t.Errorf("Prepare = %v, want cdc.ErrMisconfigured saying JetStream is not enabled", err)
+	}
+}
+
 // TestPrepare checks that Prepare creates a missing stream with
 // create_stream, and is a misconfiguration without.
 func TestPrepare(t *testing.T) {

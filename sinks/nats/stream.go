@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/martencdc/cdc"
@@ -98,8 +99,12 @@ func (s *Sink) markEnsured(js jetstream.JetStream) {
 	s.mu.Unlock()
 }
 
+// notEnabled reports whether err says the account has no JetStream: the
+// API says so, or nothing answers it (every server of a cluster answers
+// the API, with an error while it is not ready).
 func notEnabled(err error) bool {
-	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
+	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrNoResponders)
 }
 
 // Inspect says, for cdc validate, what is wrong with the sink's target
