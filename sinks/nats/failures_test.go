@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,4 +164,32 @@ func TestOneInFlightPerStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, srv.URL(), testStream, events)
+}
+
+// TestStreamDeleted: with create_stream, a stream deleted while cdc runs is
+// created again; the batch that found it missing fails once, and is then
+// stored whole in the new stream.
+func TestStreamDeleted(t *testing.T) {
+	srv := startServer(t, natsserver.Config{})
+	s := newSink(t, srv.URL(), Config{CreateStream: true})
+	first, second := makeEvents(4, 2, 0, 1), makeEvents(4, 2, 0, 100)
+	for i, e := range second {
+		e.ID = fmt.Sprintf("second-%d", i)
+	}
+	if err := s.Write(context.Background(), cdc.Batch{Events: first}); err != nil {
+		t.Fatal(err)
+	}
+	nc, js := client(t, srv.URL())
+	defer nc.Close()
+	if err := js.DeleteStream(context.Background(), testStream); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Write(context.Background(), cdc.Batch{Events: second})
+	if err == nil || errors.As(err, new(*cdc.RejectedError)) || !strings.Contains(err.Error(), "created again") {
+		t.Fatalf("Write after the stream was deleted = %v, want a plain error saying it was created again", err)
+	}
+	if err := s.Write(context.Background(), cdc.Batch{Events: second}); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, srv.URL(), testStream, second)
 }

@@ -246,6 +246,9 @@ type Sink struct {
 	sem     chan struct{} // held by Write and Close
 	closed  atomic.Bool
 	acked   map[string]struct{} // guarded by sem; see Write
+	// recreated is set (under sem) when a Write created the stream again:
+	// what the stream had acknowledged is gone.
+	recreated bool
 
 	mu      sync.Mutex // guards what follows
 	nc      *nats.Conn // nil until the first connection

@@ -50,6 +50,7 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 	if err != nil {
 		return err
 	}
+	s.recreated = false
 	if s.cfg.CreateStream && !s.isEnsured(js) {
 		if _, err := s.ensureStream(ctx, js); err != nil {
 			return err
@@ -66,7 +67,12 @@ func (s *Sink) Write(ctx context.Context, b cdc.Batch) error {
 	// Remember what the stream acknowledged, so that the pipeline's next
 	// attempt (the same batch, or the events after a rejected one) does
 	// not publish it again: the duplicate window then only has to cover
-	// a restart.
+	// a restart. A stream created again (it was deleted) holds none of it.
+	if s.recreated {
+		s.recreated = false
+		s.acked = nil
+		return err
+	}
 	if s.acked == nil || len(s.acked)+len(acked) > maxAcked {
 		s.acked = make(map[string]struct{}, len(acked))
 	}
@@ -210,6 +216,7 @@ func (s *Sink) noStream(ctx context.Context, js jetstream.JetStream, subject str
 			if _, err := s.createStream(ctx, js); err != nil {
 				return err, false
 			}
+			s.recreated = true
 			return errors.New("nats stream " + s.cfg.Stream + " was missing and is created again"), false
 		}
 	}
