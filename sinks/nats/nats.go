@@ -260,7 +260,7 @@ type Sink struct {
 var errClosed = errors.New("nats sink is closed")
 
 // New returns a NATS JetStream sink. It validates cfg and connects to
-// nothing: the first Write, Check or Prepare does.
+// nothing: the first Write, Inspect or Prepare does.
 func New(cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
