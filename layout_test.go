@@ -63,7 +63,8 @@ func TestLayout(t *testing.T) {
 		}
 	}
 	testOnly := []string{module + "/internal/esfake", module + "/internal/marten", module + "/internal/pgcluster",
-		module + "/internal/pgtest", module + "/examples/", module + "/sinks/sinktest", "github.com/twmb/franz-go/pkg/kfake"}
+		module + "/internal/pgtest", module + "/internal/natsserver", module + "/examples/", module + "/sinks/sinktest",
+		"github.com/twmb/franz-go/pkg/kfake", "github.com/nats-io/nats-server/"}
 	for _, cmd := range []string{"cmd/cdc"} {
 		for _, d := range pkgs[cmd].Deps {
 			for _, bad := range testOnly {

@@ -20,6 +20,7 @@ import (
 	"github.com/martencdc/cdc/sinks/elastic"
 	"github.com/martencdc/cdc/sinks/file"
 	"github.com/martencdc/cdc/sinks/kafka"
+	"github.com/martencdc/cdc/sinks/nats"
 	"github.com/martencdc/cdc/sinks/postgres"
 	"github.com/martencdc/cdc/sinks/stdout"
 )
@@ -120,6 +121,15 @@ func (a *Assembler) newSink(ctx context.Context, pipelineName string, sc *config
 		ec.TenantPrefix = traits.conjoined
 		ec.Logger = log
 		if s, err = elastic.New(ec); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+	case *config.NATSOptions:
+		nc, err := natsConfig(o)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
+		}
+		nc.Logger = log
+		if s, err = nats.New(nc); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
 	case *config.PostgresOptions:
@@ -257,6 +267,42 @@ func kafkaConfig(o *config.KafkaOptions) (kafka.Config, error) {
 		kc.SASL = &kafka.SASL{Mechanism: o.SASL.Mechanism, Username: o.SASL.Username, Password: o.SASL.Password}
 	}
 	return kc, nil
+}
+
+// natsConfig maps a nats sink's configuration to the sink's.
+func natsConfig(o *config.NATSOptions) (nats.Config, error) {
+	nc := nats.Config{
+		Servers:         o.Servers,
+		Subject:         o.SubjectTemplate,
+		Stream:          o.Stream,
+		CreateStream:    o.CreateStream,
+		StreamSubjects:  o.StreamSubjects,
+		Retention:       o.StreamRetention,
+		MaxAge:          o.StreamMaxAge,
+		Replicas:        o.StreamReplicas,
+		Storage:         o.StreamStorage,
+		DuplicateWindow: o.DuplicateWindow,
+		Value:           o.Value,
+		MaxInFlight:     o.MaxInFlight,
+		AckTimeout:      o.AckTimeout,
+		Name:            o.ClientName,
+		Auth:            nats.Auth{User: o.User, Password: o.Password, Token: o.Token, NKeyFile: o.NKeyFile, CredsFile: o.CredsFile},
+	}
+	if nc.Subject == nil {
+		t, err := route.Parse(o.Subject)
+		if err != nil {
+			return nc, fmt.Errorf("subject: %w", err)
+		}
+		nc.Subject = t
+	}
+	if o.TLS != nil {
+		tc, err := tlsConfig(o.TLS)
+		if err != nil {
+			return nc, err
+		}
+		nc.TLS = tc
+	}
+	return nc, nil
 }
 
 // sharedSink lets several pipelines write to one sink without one pipeline's

@@ -19,10 +19,10 @@ import (
 )
 
 // Validate returns the problems of one pipeline: its source and checkpoint
-// databases, then each sink's target. It changes nothing: no slot, table or
-// topic is created. A problem only the configuration can fix (a connection
-// string that does not parse, SQL the target refuses as written) is a
-// *ConfigError.
+// databases, then each sink's target. It changes nothing: no slot, table,
+// topic or stream is created. A problem only the configuration can fix (a
+// connection string that does not parse, SQL the target refuses as
+// written) is a *ConfigError; what is only a risk is a *Warning.
 func Validate(ctx context.Context, pc *config.Pipeline) []error {
 	return append(validateSource(ctx, pc), validateSinks(ctx, pc)...)
 }
@@ -97,6 +97,14 @@ func validateSinks(ctx context.Context, pc *config.Pipeline) []error {
 			continue
 		}
 		switch c := s.(type) {
+		case inspector:
+			ps, ws := c.Inspect(ctx)
+			for _, p := range ps {
+				problems = append(problems, errors.New("sink "+sc.Name+": "+p))
+			}
+			for _, w := range ws {
+				problems = append(problems, &Warning{Msg: "sink " + sc.Name + ": " + w})
+			}
 		case problemChecker:
 			for _, p := range c.Problems(ctx) {
 				p = fmt.Errorf("sink %s: %w", sc.Name, p)
@@ -114,6 +122,21 @@ func validateSinks(ctx context.Context, pc *config.Pipeline) []error {
 	}
 	return problems
 }
+
+// inspector is a sink that says what is wrong with its target (problems)
+// and what may go wrong (warnings), one line each (the NATS sink: a
+// duplicate window too short for exactly once).
+type inspector interface {
+	Inspect(ctx context.Context) (problems, warnings []string)
+}
+
+// Warning is what Validate reports about a pipeline that can run but may
+// not keep a guarantee (a NATS stream's duplicate window shorter than the
+// sink may need). It is not a problem: cdc validate prints it and still
+// exits 0 when there is nothing else.
+type Warning struct{ Msg string }
+
+func (w *Warning) Error() string { return w.Msg }
 
 // problemChecker is a sink that reports its problems as errors (the
 // Postgres sink: they wrap the server's errors).

@@ -39,6 +39,7 @@ var sinkKinds = []sinkKind{
 	kafkaKind,
 	elasticKind,
 	postgresKind,
+	natsKind,
 }
 
 // FileOptions configures a "file" sink, which appends one JSON envelope per

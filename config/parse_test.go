@@ -567,7 +567,7 @@ pipeline: []
         kind: stdot
         whatever: 1
 `,
-			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file, kafka, elastic, postgres)`},
+			want: []string{`cdc.yaml:6: pipelines[0].sinks[0].kind: unknown kind "stdot" (available: stdout, file, kafka, elastic, postgres, nats)`},
 		},
 		{
 			name: "wrong structure",
@@ -674,7 +674,7 @@ pipeline: []
 				`cdc.yaml:7: pipelines[0].sinks[0].batch.max_events: must be greater than 0, got -1`,
 				`cdc.yaml:8: pipelines[1].name: duplicate pipeline name "a" (first at pipelines[0], line 2)`,
 				`cdc.yaml:9: pipelines[1].bogus: unknown key (known: name, source, checkpoints, sinks, standby_retry, status_interval, shutdown_timeout, failure_grace, backfill)`,
-				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic, postgres)`,
+				`cdc.yaml:11: pipelines[1].sinks[0].kind: unknown kind "nope" (available: stdout, file, kafka, elastic, postgres, nats)`,
 			},
 		},
 	}
@@ -740,7 +740,7 @@ func TestParseErrorsHideSecrets(t *testing.T) {
 }
 
 func TestSinkKinds(t *testing.T) {
-	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file", "kafka", "elastic", "postgres"}) {
+	if got := SinkKinds(); !reflect.DeepEqual(got, []string{"stdout", "file", "kafka", "elastic", "postgres", "nats"}) {
 		t.Errorf("SinkKinds() = %q", got)
 	}
 	for _, k := range sinkKinds {

@@ -105,7 +105,8 @@ func listeners(t *testing.T, s string) map[string]string {
 
 // TestCompose: docker-compose.yml parses; Kafka has a listener for the
 // containers (which deploy/cdc.yaml uses) and one for the host (its
-// published port); Kafka, Elasticsearch and PostgreSQL have health checks
+// published port); NATS runs with JetStream and deploy/cdc.yaml's nats sink
+// uses it; Kafka, Elasticsearch, NATS and PostgreSQL have health checks
 // (pg_isready over TCP, so the init-phase server does not count) and cdc
 // waits for them, restarts unless stopped and serves metrics; the
 // observability profile brings Prometheus and Grafana; every bind mount
@@ -148,12 +149,26 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	natsSinks := 0
 	for _, p := range cfg.Pipelines {
 		for _, s := range p.Sinks {
 			if o, ok := s.Options.(*config.KafkaOptions); ok && !slices.Equal(o.Brokers, []string{adv[internal]}) {
 				t.Errorf("deploy/cdc.yaml: sink %s has brokers %v, want the containers' listener %s", s.Name, o.Brokers, adv[internal])
 			}
+			if o, ok := s.Options.(*config.NATSOptions); ok {
+				natsSinks++
+				if !slices.Equal(o.Servers, []string{"nats:4222"}) {
+					t.Errorf("deploy/cdc.yaml: sink %s has servers %v, want the nats service, nats:4222", s.Name, o.Servers)
+				}
+			}
 		}
+	}
+	if natsSinks == 0 {
+		t.Error("deploy/cdc.yaml has no nats sink for the nats service")
+	}
+	natsSvc := c.Services["nats"]
+	if !slices.Contains(natsSvc.Command, "--jetstream") || !slices.Contains(natsSvc.Ports, "4222:4222") {
+		t.Errorf("nats: command %v, ports %v; want JetStream on (--jetstream) and 4222 published", natsSvc.Command, natsSvc.Ports)
 	}
 
 	for _, tc := range []struct {
@@ -162,6 +177,7 @@ func TestCompose(t *testing.T) {
 	}{
 		{"kafka", []string{"kafka-broker-api-versions.sh", "--bootstrap-server", adv[internal]}},
 		{"elasticsearch", []string{"curl", "/_cluster/health"}},
+		{"nats", []string{"wget", "localhost:8222/healthz?js-enabled-only=true"}},
 		{"postgres", []string{"pg_isready", "-h localhost", "-U postgres", "-d helpdesk"}},
 	} {
 		hc := c.Services[tc.service].Healthcheck
@@ -182,7 +198,7 @@ func TestCompose(t *testing.T) {
 		t.Errorf("cdc restart: %q, want unless-stopped", cdc.Restart)
 	}
 	deps := cdc.dependsOn(t)
-	for _, s := range []string{"postgres", "kafka", "elasticsearch"} {
+	for _, s := range []string{"postgres", "kafka", "elasticsearch", "nats"} {
 		if deps[s] != "service_healthy" {
 			t.Errorf("cdc depends on %s: %q, want service_healthy", s, deps[s])
 		}

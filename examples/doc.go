@@ -1,7 +1,8 @@
 // Package examples holds ready configurations of cdc, one YAML file per
-// common setup: Kafka topics per event type, an Elasticsearch latest-state
-// index beside an events index, the Helpdesk read models in Postgres, two
-// shards by tenant, and a file archive per tenant and day. Each file starts
+// common setup: Kafka topics per event type, a NATS JetStream stream, an
+// Elasticsearch latest-state index beside an events index, the Helpdesk
+// read models in Postgres, two shards by tenant, and a file archive per
+// tenant and day. Each file starts
 // with a comment that says what it does, which services and environment
 // variables it needs, and how to run it.
 //

@@ -22,6 +22,7 @@ import (
 	"github.com/martencdc/cdc/sinks/elastic"
 	"github.com/martencdc/cdc/sinks/file"
 	"github.com/martencdc/cdc/sinks/kafka"
+	"github.com/martencdc/cdc/sinks/nats"
 	"github.com/martencdc/cdc/sinks/postgres"
 )
 
@@ -238,6 +239,20 @@ func checkSinkOffline(t *testing.T, p *config.Pipeline, sc *config.Sink, secrets
 			checkSecret(t, where+": sasl.password", o.SASL.Password, secrets)
 		}
 		s, err = kafka.New(kc)
+	case *config.NATSOptions:
+		nc := nats.Config{
+			Servers: o.Servers, Subject: o.SubjectTemplate, Stream: o.Stream, CreateStream: o.CreateStream,
+			StreamSubjects: o.StreamSubjects, Retention: o.StreamRetention, MaxAge: o.StreamMaxAge,
+			Replicas: o.StreamReplicas, Storage: o.StreamStorage, DuplicateWindow: o.DuplicateWindow,
+			Value: o.Value, MaxInFlight: o.MaxInFlight, AckTimeout: o.AckTimeout, Name: o.ClientName,
+			Auth: nats.Auth{User: o.User, Password: o.Password, Token: o.Token, NKeyFile: o.NKeyFile, CredsFile: o.CredsFile},
+		}
+		if o.TLS != nil {
+			nc.TLS = &tls.Config{}
+		}
+		checkSecret(t, where+": password", o.Password, secrets)
+		checkSecret(t, where+": token", o.Token, secrets)
+		s, err = nats.New(nc)
 	case *config.ElasticOptions:
 		ec := elastic.Config{
 			Addresses: o.Addresses, Index: o.IndexTemplate, Mode: o.Mode, Username: o.Username,
@@ -338,6 +353,18 @@ var specific = map[string]func(*testing.T, *config.Config){
 		}
 		if got, _ := o.TopicTemplate.Render(&cdc.Event{Type: "incident_logged"}); got != "helpdesk.incident_logged" {
 			t.Errorf("topic of an incident_logged event: got %q, want helpdesk.incident_logged", got)
+		}
+	},
+	"nats-jetstream.yaml": func(t *testing.T, cfg *config.Config) {
+		o := onlySink[*config.NATSOptions](t, cfg)
+		if o == nil {
+			return
+		}
+		if !o.CreateStream || o.DuplicateWindow < (&nats.Config{AckTimeout: o.AckTimeout}).MinDuplicateWindow() {
+			t.Errorf("create_stream %v, duplicate_window %s: want a stream created with a window cdc validate does not warn about", o.CreateStream, o.DuplicateWindow)
+		}
+		if got, _ := o.SubjectTemplate.Render(&cdc.Event{TenantID: "acme", Type: "incident_logged"}); got != "helpdesk.acme.incident_logged" {
+			t.Errorf("subject of an acme incident_logged event: got %q, want helpdesk.acme.incident_logged", got)
 		}
 	},
 	"elastic-latest-and-events.yaml": func(t *testing.T, cfg *config.Config) {

@@ -111,7 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer targets.close()
-	fmt.Fprintf(stderr, "demo: Kafka (3 in-process brokers, kfake) on %s, an Elasticsearch fake on %s\n", targets.kafka.ListenAddrs()[0], targets.es.URL())
+	fmt.Fprintf(stderr, "demo: Kafka (3 in-process brokers, kfake) on %s, NATS with JetStream (nats-server, in process) on %s, an Elasticsearch fake on %s\n",
+		targets.kafka.ListenAddrs()[0], targets.nats.Addr(), targets.es.URL())
 
 	pc := &config.Pipeline{
 		Name:           "helpdesk",
@@ -206,7 +207,7 @@ func demoLine(out io.Writer, elapsed time.Duration, w *demoWriters, c *deliveryC
 }
 
 // demoVerdict checks what every sink delivered against mt_events, and what
-// Kafka and the Elasticsearch fake hold, and says so.
+// Kafka, the NATS stream and the Elasticsearch fake hold, and says so.
 func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demoWriters, c *deliveryCounters, t *demoTargets) error {
 	var stored, streams int64
 	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT stream_id) FROM helpdesk.mt_events`).Scan(&stored, &streams); err != nil {
@@ -221,7 +222,12 @@ func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demo
 		ok = ok && int64(delivered) == stored && dups == 0 && ordered
 	}
 	messages, docs, streamDocs := t.holdings()
-	fmt.Fprintf(out, "demo: Kafka holds %d messages; Elasticsearch holds %d event documents and %d stream documents\n", messages, docs, streamDocs)
+	natsMessages, err := t.natsMessages(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "demo: Kafka holds %d messages; NATS stream %s holds %d messages; Elasticsearch holds %d event documents and %d stream documents\n",
+		messages, demoNATSStream, natsMessages, docs, streamDocs)
 	models, err := helpdesk.Read(ctx, pool)
 	if err != nil {
 		return fmt.Errorf("demo: read the read models: %w", err)
@@ -232,7 +238,7 @@ func demoVerdict(ctx context.Context, out io.Writer, pool *pgxpool.Pool, w *demo
 	}
 	diff := helpdesk.Diff(helpdesk.Recompute(events), models)
 	fmt.Fprintf(out, "demo: the read models (incident_details, incident_short_info, customer_incidents_summary) equal a recomputation from mt_events: %v\n", diff == "")
-	if !ok || messages != stored || docs != stored || streamDocs != streams || diff != "" {
+	if !ok || messages != stored || natsMessages != stored || docs != stored || streamDocs != streams || diff != "" {
 		return errors.New("demo: delivery did not match the event store")
 	}
 	fmt.Fprintf(out, "demo: %d transactions took their seq_ids early and committed late; the events committed meanwhile were delivered without waiting for them\n", w.late.Load())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,18 +16,23 @@ import (
 	"github.com/martencdc/cdc/examples/helpdesk"
 	"github.com/martencdc/cdc/internal/esfake"
 	"github.com/martencdc/cdc/internal/marten"
+	"github.com/martencdc/cdc/internal/natsserver"
 	"github.com/martencdc/cdc/route"
 	"github.com/martencdc/cdc/sinks/elastic"
 	"github.com/martencdc/cdc/sinks/kafka"
+	natssink "github.com/martencdc/cdc/sinks/nats"
 	"github.com/martencdc/cdc/sinks/postgres"
 )
 
 // demoTargets are the demo's in-process Kafka cluster (kfake, the real wire
-// protocol) and Elasticsearch fake, so the tour shows every sink without
-// installing anything.
+// protocol), NATS server (the real nats-server, with JetStream, its store in
+// a temporary directory) and Elasticsearch fake, so the tour shows every
+// sink without installing anything.
 type demoTargets struct {
-	kafka *kfake.Cluster
-	es    *esfake.Server
+	kafka   *kfake.Cluster
+	nats    *natsserver.Server
+	natsDir string
+	es      *esfake.Server
 }
 
 func startDemoTargets() (*demoTargets, error) {
@@ -34,11 +40,24 @@ func startDemoTargets() (*demoTargets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: start Kafka: %w", err)
 	}
-	return &demoTargets{kafka: k, es: esfake.New()}, nil
+	dir, err := os.MkdirTemp("", "cdc-demo-nats-")
+	if err != nil {
+		k.Close()
+		return nil, fmt.Errorf("demo: NATS store directory: %w", err)
+	}
+	n, err := natsserver.Start(natsserver.Config{Dir: dir})
+	if err != nil {
+		k.Close()
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	return &demoTargets{kafka: k, nats: n, natsDir: dir, es: esfake.New()}, nil
 }
 
 func (t *demoTargets) close() {
 	t.kafka.Close()
+	t.nats.Stop()
+	_ = os.RemoveAll(t.natsDir)
 	t.es.Close()
 }
 
@@ -47,9 +66,11 @@ const (
 	demoTopicPrefix = "helpdesk."
 	demoIndexPrefix = "helpdesk-"
 	demoStreamIndex = "helpdesk-incidents"
+	demoNATSStream  = "HELPDESK"
 )
 
 // sinks are the demo pipeline's sinks: stdout, Kafka (a topic per type),
+// NATS JetStream (a subject per type, in one stream),
 // Elasticsearch per event and per stream, and the helpdesk read models in
 // the demo database (dsn).
 func (t *demoTargets) sinks(dsn string) []config.Sink {
@@ -63,6 +84,9 @@ func (t *demoTargets) sinks(dsn string) []config.Sink {
 		{Name: "kafka", Kind: "kafka", Batch: batch, Options: &config.KafkaOptions{
 			Brokers: t.kafka.ListenAddrs(), Topic: demoTopicPrefix + "{{.Type}}", TopicTemplate: route.MustParse(demoTopicPrefix + "{{.Type}}"),
 			Key: kafka.KeyStreamID, Partitioner: kafka.Murmur2, Value: kafka.ValueEnvelope, Compression: kafka.CompressionLZ4, CreateTopics: true, TopicPartitions: 6}},
+		{Name: "nats", Kind: "nats", Batch: batch, Options: &config.NATSOptions{
+			Servers: []string{t.nats.URL()}, Subject: demoTopicPrefix + "{{.Type}}", SubjectTemplate: route.MustParse(demoTopicPrefix + "{{.Type}}"),
+			Stream: demoNATSStream, CreateStream: true, Value: natssink.ValueEnvelope}},
 		{Name: "search", Kind: "elastic", Batch: batch, Options: &config.ElasticOptions{
 			Addresses: []string{t.es.URL()}, Index: demoIndexPrefix + "{{.Type}}", IndexTemplate: route.MustParse(demoIndexPrefix + "{{.Type}}"), Mode: elastic.ModeEvents}},
 		{Name: "incidents", Kind: "elastic", Batch: batch, Options: &config.ElasticOptions{
@@ -70,6 +94,15 @@ func (t *demoTargets) sinks(dsn string) []config.Sink {
 		{Name: "readmodel", Kind: "postgres", Batch: batch, Options: &config.PostgresOptions{
 			DSN: dsn, Mode: postgres.ModeProjections, Projections: projections}},
 	}
+}
+
+// natsMessages counts the messages of the demo's NATS stream.
+func (t *demoTargets) natsMessages(ctx context.Context) (int64, error) {
+	n, err := t.nats.Count(ctx, demoNATSStream)
+	if err != nil {
+		return 0, fmt.Errorf("demo: %w", err)
+	}
+	return int64(n), nil
 }
 
 // holdings counts the messages in the demo's topics and the documents in

@@ -12,6 +12,8 @@ import (
 // cmdValidate parses the configuration and checks every pipeline's server
 // and sinks: one line per problem; exit 2 if any is the configuration's
 // (a DSN that does not parse, SQL the target refuses), else 1 if any.
+// Warnings (a NATS duplicate window too short) are printed too, prefixed
+// "warning:", and do not change the exit code.
 func cmdValidate(ctx context.Context, args []string, e env) error {
 	cfg, _, err := newConfigCommand("validate").parse(args, e)
 	if err != nil {
@@ -20,7 +22,14 @@ func cmdValidate(ctx context.Context, args []string, e env) error {
 	failed, configErrs := 0, 0
 	for i := range cfg.Pipelines {
 		pc := &cfg.Pipelines[i]
-		problems := assemble.Validate(ctx, pc)
+		var problems []error
+		for _, p := range assemble.Validate(ctx, pc) {
+			if w := (*assemble.Warning)(nil); errors.As(p, &w) {
+				fmt.Fprintf(e.stderr, "cdc: pipeline %s: warning: %s\n", pc.Name, assemble.OneLine(w.Msg))
+				continue
+			}
+			problems = append(problems, p)
+		}
 		if len(problems) == 0 {
 			fmt.Fprintf(e.stdout, "pipeline %s: ok (slot %s, publication %s, table %s.mt_events, %d sinks)\n",
 				pc.Name, pc.Source.Slot, pc.Source.Publication, pc.Source.Schema, len(pc.Sinks))
