@@ -25,6 +25,7 @@ const (
 	SinkKafka    = "kafka"
 	SinkElastic  = "elastic"
 	SinkPostgres = "postgres"
+	SinkNATS     = "nats"
 	SinkAll      = "all" // every kind above in one pipeline
 	// SinkStreams is the three sinks that stream to a broker, an index or
 	// a pipe (no database transaction) in one pipeline. Any kinds joined
@@ -33,18 +34,21 @@ const (
 )
 
 // Kinds are the sink kinds in the order the table shows them.
-var Kinds = []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres, SinkStreams, SinkAll}
+var Kinds = []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres, SinkNATS, SinkStreams, SinkAll}
+
+// singleKinds are the kinds of one sink each.
+var singleKinds = []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres, SinkNATS}
 
 // kindsOf returns the single kinds of kind: itself, the parts of a
 // "+"-joined kind, or every single kind for SinkAll; nil when one is
 // unknown.
 func kindsOf(kind string) []string {
 	if kind == SinkAll {
-		return []string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres}
+		return singleKinds
 	}
 	parts := strings.Split(kind, "+")
 	for i, p := range parts {
-		if !slices.Contains([]string{SinkStdout, SinkKafka, SinkElastic, SinkPostgres}, p) || slices.Contains(parts[:i], p) {
+		if !slices.Contains(singleKinds, p) || slices.Contains(parts[:i], p) {
 			return nil
 		}
 	}
@@ -89,10 +93,11 @@ type Options struct {
 	// added to its environment.
 	Command []string
 	Env     []string
-	// Kafka brokers and an Elasticsearch address to use instead of the
-	// in-process ones.
+	// Kafka brokers, an Elasticsearch address and NATS servers to use
+	// instead of the in-process ones.
 	Kafka   []string
 	Elastic string
+	NATS    []string
 	// Progress receives a line per step; nil discards them.
 	Progress io.Writer
 	// Dir holds the configuration files of the cdc runs; default a
@@ -201,6 +206,7 @@ type run struct {
 	report  *Report
 	kafka   *kafkaTarget
 	es      *esStub
+	nats    *natsTarget
 	esURL   string
 	ceiling float64 // events/s
 	cpu     *cpuMeter
@@ -242,6 +248,9 @@ func (b *run) setup(ctx context.Context) error {
 	if b.kafka, err = newKafkaTarget(b.o.Kafka); err != nil {
 		return err
 	}
+	if b.nats, err = newNATSTarget(b.o.NATS, slices.ContainsFunc(b.o.Sinks, func(k string) bool { return slices.Contains(kindsOf(k), SinkNATS) })); err != nil {
+		return err
+	}
 	b.esURL = b.o.Elastic
 	if b.esURL == "" {
 		b.es = newESStub()
@@ -250,9 +259,10 @@ func (b *run) setup(ctx context.Context) error {
 	var version string
 	_ = b.pool.QueryRow(ctx, `SHOW server_version`).Scan(&version)
 	host, _ := os.Hostname()
-	b.report.Machine = fmt.Sprintf("%d CPUs (%s/%s, %s), PostgreSQL %s; Kafka: %s; Elasticsearch: %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, version,
+	b.report.Machine = fmt.Sprintf("%d CPUs (%s/%s, %s), PostgreSQL %s; Kafka: %s; Elasticsearch: %s; NATS: %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, version,
 		pick(len(b.o.Kafka) > 0, "brokers "+strings.Join(b.o.Kafka, ","), "in-process kfake"),
-		pick(b.o.Elastic != "", b.o.Elastic, "in-process bulk stub accepting every item"))
+		pick(b.o.Elastic != "", b.o.Elastic, "in-process bulk stub accepting every item"),
+		pick(len(b.o.NATS) > 0, strings.Join(b.o.NATS, ","), "in-process nats-server"))
 	return nil
 }
 
@@ -263,6 +273,7 @@ func (b *run) cleanup() {
 	if b.es != nil {
 		b.es.close()
 	}
+	b.nats.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The slots retain WAL: never leave one behind.
@@ -292,6 +303,10 @@ func (b *run) sinkYAML(kind, suffix string) string {
 		case SinkPostgres:
 			fmt.Fprintf(&y, "      - {name: postgres, kind: postgres, dsn: %s, mode: events, table: %s}\n", yamlQuote(b.o.DSN),
 				yamlQuote(b.o.Schema+".events_"+suffix))
+		case SinkNATS:
+			stream := "BENCH_" + strings.ToUpper(suffix)
+			fmt.Fprintf(&y, "      - {name: nats, kind: nats, servers: [%s], subject: %s, stream: %s, create_stream: true, stream_subjects: [%s]}\n",
+				strings.Join(b.nats.servers, ", "), yamlQuote("bench."+suffix+".{{.Type}}"), yamlQuote(stream), yamlQuote("bench."+suffix+".>"))
 		}
 	}
 	for _, k := range kindsOf(kind) {
@@ -461,8 +476,10 @@ func describeKind(kind string) string {
 		return "elastic (events mode)"
 	case SinkPostgres:
 		return "postgres (events table)"
+	case SinkNATS:
+		return "nats (JetStream, file storage)"
 	case SinkAll:
-		return "all four sinks in one pipeline"
+		return "every sink kind in one pipeline"
 	}
 	return strings.Join(kindsOf(kind), " + ") + " in one pipeline"
 }

@@ -21,7 +21,7 @@ import (
 // Marten-style poller beside it, and adds a row per reader with the
 // latency from each event's commit to its arrival.
 func (b *run) live(ctx context.Context, rate int) error {
-	kinds := slices.DeleteFunc(slices.Clone(b.o.Sinks), func(k string) bool { return len(kindsOf(k)) != 1 || k == SinkPostgres })
+	kinds := slices.DeleteFunc(slices.Clone(b.o.Sinks), func(k string) bool { return len(kindsOf(k)) != 1 || k == SinkPostgres || k == SinkNATS })
 	if len(kinds) == 0 {
 		kinds = []string{SinkStdout}
 	}

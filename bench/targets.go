@@ -4,13 +4,50 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/martencdc/cdc/internal/esfake"
+	"github.com/martencdc/cdc/internal/natsserver"
 )
+
+// natsTarget is where the NATS sink publishes: an in-process nats-server
+// with JetStream (file storage in a temporary directory), or the servers
+// given.
+type natsTarget struct {
+	servers []string
+	server  *natsserver.Server // nil with external servers or none needed
+	dir     string
+}
+
+// newNATSTarget starts the in-process server when no servers are given and
+// a measure needs one.
+func newNATSTarget(servers []string, needed bool) (*natsTarget, error) {
+	if len(servers) > 0 || !needed {
+		return &natsTarget{servers: servers}, nil
+	}
+	dir, err := os.MkdirTemp("", "cdc-bench-nats-")
+	if err != nil {
+		return nil, fmt.Errorf("start the in-process NATS server: %w", err)
+	}
+	s, err := natsserver.Start(natsserver.Config{Dir: dir})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return &natsTarget{servers: []string{s.URL()}, server: s, dir: dir}, nil
+}
+
+func (n *natsTarget) close() {
+	if n == nil || n.server == nil {
+		return
+	}
+	n.server.Stop()
+	_ = os.RemoveAll(n.dir)
+}
 
 // kafkaTarget is where the Kafka sink produces: an in-process kfake cluster
 // or the brokers given.

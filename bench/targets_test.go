@@ -49,12 +49,13 @@ func TestKinds(t *testing.T) {
 		kinds []string
 	}{
 		{"kafka", []string{"kafka"}},
-		{"all", []string{"stdout", "kafka", "elastic", "postgres"}},
+		{"all", []string{"stdout", "kafka", "elastic", "postgres", "nats"}},
 		{"stdout+kafka+elastic", []string{"stdout", "kafka", "elastic"}},
 		{"postgres+kafka", []string{"postgres", "kafka"}},
 		{"kafka+kafka", nil},
 		{"kafka+", nil},
-		{"nats", nil},
+		{"nats", []string{"nats"}},
+		{"mqtt", nil},
 		{"", nil},
 	} {
 		if got := kindsOf(tc.kind); !slices.Equal(got, tc.kinds) {

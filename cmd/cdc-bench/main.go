@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cdcPath := fs.String("cdc", "", "the cdc binary to run (default: $CDC_BIN, cdc beside this command, or cdc on PATH)")
 	dsn := fs.String("dsn", "", "a database of its own to benchmark in (default: a throwaway PostgreSQL, like the demo)")
 	events := fs.Int("events", 100_000, "size of the catch-up workload; the big transaction is 10x this (at most 1,000,000)")
-	sinks := fs.String("sinks", strings.Join(bench.Kinds, ","), "sink kinds to run cdc with: stdout, kafka, elastic, postgres, all (every kind in one pipeline), or kinds joined with + (in one pipeline)")
+	sinks := fs.String("sinks", strings.Join(bench.Kinds, ","), "sink kinds to run cdc with: stdout, kafka, elastic, postgres, nats, all (every kind in one pipeline), or kinds joined with + (in one pipeline)")
 	rates := fs.String("rates", "2000,5000", "fixed rates (events/s) of the live latency runs; empty skips them")
 	liveFor := fs.Duration("duration", 10*time.Second, "how long each live run writes")
 	bigTx := fs.Int("big-tx", -1, "events in the one big COPY transaction (0 skips it; default 10x --events, at most 1,000,000)")
@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rollbackEvery := fs.Duration("rollback-every", 5*time.Second, "in the live runs, one transaction per this long on average rolls back (0: none)")
 	kafka := fs.String("kafka", "", "Kafka brokers (comma-separated) instead of the in-process broker")
 	elastic := fs.String("elastic", "", "Elasticsearch address instead of the in-process bulk stub")
+	natsServers := fs.String("nats", "", "NATS servers (comma-separated) instead of the in-process nats-server")
 	csvPath := fs.String("csv", "", "also write the table as CSV to this file")
 	asJSON := fs.Bool("json", false, "print JSON instead of the Markdown table")
 	if err := cli.ParseFlags(fs, args, stderr); err != nil {
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, k := range splitList(*sinks) {
 		if !bench.ValidKind(k) {
-			return cli.Usagef("bench: --sinks %s: unknown kind (known: stdout, kafka, elastic, postgres, all, or kinds joined with +)", k)
+			return cli.Usagef("bench: --sinks %s: unknown kind (known: stdout, kafka, elastic, postgres, nats, all, or kinds joined with +)", k)
 		}
 		o.Sinks = append(o.Sinks, k)
 	}
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o.Rates = append(o.Rates, n)
 	}
 	o.Kafka = splitList(*kafka)
+	o.NATS = splitList(*natsServers)
 	o.BigTx = *bigTx
 	if o.BigTx < 0 {
 		o.BigTx = min(10**events, 1_000_000)

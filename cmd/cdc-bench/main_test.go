@@ -56,7 +56,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("cdc-bench --json: %v\n%s", err, out)
 	}
-	want := []string{"ceiling", "cdc stdout", "cdc kafka", "cdc elastic", "cdc postgres", "cdc stdout + kafka + elastic in one pipeline", "cdc all four sinks",
+	want := []string{"ceiling", "cdc stdout", "cdc kafka", "cdc elastic", "cdc postgres", "cdc nats", "cdc stdout + kafka + elastic in one pipeline", "cdc every sink kind",
 		"cdc stdout @ 300/s", "cdc kafka @ 300/s", "cdc elastic @ 300/s", "polling like Marten 8.x", "polling like Marten 9.16+", "one COPY transaction of 2000 events"}
 	if len(r.Rows) != len(want) {
 		t.Fatalf("%d rows, want %d:\n%s", len(r.Rows), len(want), out)
@@ -68,10 +68,10 @@ func TestBenchSmoke(t *testing.T) {
 		if row.Missing != 0 || row.Events == 0 {
 			t.Errorf("row %q: %d events, %d missing", row.Name, row.Events, row.Missing)
 		}
-		if i < 7 && (row.Rate <= 0 || row.Ratio <= 0) {
+		if i < 8 && (row.Rate <= 0 || row.Ratio <= 0) {
 			t.Errorf("row %q: rate %v, ratio %v", row.Name, row.Rate, row.Ratio)
 		}
-		if i > 0 && i < 7 && (row.CPU == nil || row.CPU.CDC < 0 || row.CPU.Server < 0 || row.CPU.Bench < 0) {
+		if i > 0 && i < 8 && (row.CPU == nil || row.CPU.CDC < 0 || row.CPU.Server < 0 || row.CPU.Bench < 0) {
 			t.Errorf("row %q: CPU %+v, want every part measured", row.Name, row.CPU)
 		}
 		if strings.HasPrefix(row.Name, "cdc") && row.PeakRSS <= 0 {
@@ -89,7 +89,7 @@ func TestBenchSmoke(t *testing.T) {
 
 // TestBenchUsage: bad flags exit 2 with one line naming the flag.
 func TestBenchUsage(t *testing.T) {
-	for _, args := range [][]string{{"--sinks", "nats"}, {"--sinks", "kafka+kafka"}, {"--rates", "x"}, {"--events", "0"}} {
+	for _, args := range [][]string{{"--sinks", "mqtt"}, {"--sinks", "kafka+kafka"}, {"--rates", "x"}, {"--events", "0"}} {
 		var stdout, stderr bytes.Buffer
 		code := cli.ExitCode("cdc-bench", run(t.Context(), append([]string{"--cdc", cdcBin}, args...), &stdout, &stderr), &stderr)
 		if code != cli.ExitUsage || !strings.Contains(stderr.String(), strings.TrimPrefix(args[0], "--")) {
