@@ -101,8 +101,15 @@ func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
 	if p.inTx {
 		return
 	}
+	if walEnd > p.idleEnd && p.Confirmable() < walEnd {
+		// Confirm the idle end promptly: other instances answer waits
+		// (read your writes) from the slot's confirmed position.
+		defer p.signalAdvanced()
+	}
 	p.idleEnd = max(p.idleEnd, walEnd)
+	f := &frontier{wal: walEnd, dispatched: p.lastEnd}
 	for _, r := range p.runners {
+		r.offerFrontier(f)
 		// A sink catching up to a backfill's hand-off LSN learns that the
 		// stream has passed it even when nothing is committed.
 		if h := r.catchUpH.Load(); h != 0 && uint64(walEnd) >= h {

@@ -98,6 +98,7 @@ func New(cfg Config) (*Pipeline, error) {
 			advanced:    p.signalAdvanced,
 			fresh:       p.fresh,
 			fence:       cfg.Fence,
+			onReached:   cfg.Reached,
 			log:         p.log.With("sink", sc.Name),
 		}))
 	}
