@@ -207,17 +207,11 @@ func (t *Tracker) Waiters() int {
 // pipeline or sink it does not know.
 func (t *Tracker) Wait(ctx context.Context, pipeline, sink string, lsn cdc.LSN) (Answer, error) {
 	t.mu.Lock()
-	tp := t.pipelines[pipeline]
-	if tp == nil {
-		t.mu.Unlock()
-		return Answer{}, fmt.Errorf("%w %q", ErrUnknownPipeline, pipeline)
-	}
-	s := tp.sinks[sink]
-	if s == nil {
-		t.mu.Unlock()
-		return Answer{}, fmt.Errorf("%w %q in pipeline %s", ErrUnknownSink, sink, pipeline)
-	}
+	tp, s, err := t.find(pipeline, sink)
 	t.mu.Unlock()
+	if err != nil {
+		return Answer{}, err
+	}
 	if a, ok := t.look(tp, s, sink, lsn); ok {
 		return a, nil
 	}
@@ -242,6 +236,28 @@ func (t *Tracker) Wait(ctx context.Context, pipeline, sink string, lsn cdc.LSN) 
 		t.mu.Unlock()
 	}
 	return t.answer(tp, s, sink, lsn), nil
+}
+
+// Known returns an error matching ErrUnknownPipeline or ErrUnknownSink
+// unless the tracker answers for sink of pipeline.
+func (t *Tracker) Known(pipeline, sink string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, _, err := t.find(pipeline, sink)
+	return err
+}
+
+// find returns the pipeline and sink. t.mu is held.
+func (t *Tracker) find(pipeline, sink string) (*tracked, *sinkState, error) {
+	tp := t.pipelines[pipeline]
+	if tp == nil {
+		return nil, nil, fmt.Errorf("%w %q", ErrUnknownPipeline, pipeline)
+	}
+	s := tp.sinks[sink]
+	if s == nil {
+		return nil, nil, fmt.Errorf("%w %q in pipeline %s", ErrUnknownSink, sink, pipeline)
+	}
+	return tp, s, nil
 }
 
 // look answers at once from the local pipeline when it has reached lsn,

@@ -39,6 +39,10 @@ type Options struct {
 	// Wrap, when set, decorates every sink built, given its name (the demo
 	// counts deliveries with it).
 	Wrap func(sink string, s cdc.Sink) cdc.Sink
+	// Reached, when set, is told each time a sink's reached LSN moves
+	// (pipeline.Config.Reached): wire it to applied.Tracker.Advance. It
+	// must not block.
+	Reached func(pipeline, sink string, lsn cdc.LSN)
 	// Logger receives the logs of everything assembled; nil discards them.
 	Logger *slog.Logger
 }
@@ -154,6 +158,9 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		ShutdownTimeout: pc.ShutdownTimeout,
 		Fence:           rcfg.Timeout,
 		Logger:          plog,
+	}
+	if reached := a.opts.Reached; reached != nil {
+		pcfg.Reached = func(sink string, lsn cdc.LSN) { reached(pc.Name, sink, lsn) }
 	}
 	defer func() {
 		if err != nil {
