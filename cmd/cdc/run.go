@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/martencdc/cdc/admin"
+	"github.com/martencdc/cdc/applied"
 	"github.com/martencdc/cdc/assemble"
 	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/metrics"
@@ -25,6 +26,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	cc.fs.Var(&names, "pipeline", "run only this pipeline (repeatable; default all)")
 	adminAddr := cc.fs.String("admin-addr", "", "serve the admin endpoints on this address, e.g. :9187: /metrics, /healthz, /readyz and /v1/wait (read your writes)")
 	metricsAddr := cc.fs.String("metrics-addr", "", "the former name of --admin-addr, still accepted")
+	waitPoll := cc.fs.Duration("wait-poll", applied.DefaultPollInterval, "how often /v1/wait reads the checkpoint table and the slot while someone waits (for pipelines this instance does not stream)")
 	pprofAddr := cc.fs.String("pprof-addr", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, e.g. localhost:6060; its own listener, not the admin one")
 	cfg, log, err := cc.parse(args, e)
 	if err != nil {
@@ -61,7 +63,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 				}
 			}
 			return nil
-		}, 0, log)
+		}, *waitPoll, log)
 		defer waits.Close()
 		opts.Reached = waits.Advance
 	}
