@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/internal/marten"
 	"github.com/martencdc/cdc/internal/netproxy"
 	"github.com/martencdc/cdc/internal/pgtest"
@@ -293,4 +295,25 @@ func httpGet(t *testing.T, u string) (int, string) {
 	b, err := io.ReadAll(resp.Body)
 	mustDo(t, "read body", err)
 	return resp.StatusCode, string(b)
+}
+
+// TestAdminAddress: --admin-addr, its former name --metrics-addr, both
+// when they agree; two different addresses are a usage error.
+func TestAdminAddress(t *testing.T) {
+	for _, tc := range []struct {
+		admin, metrics, want, flag string
+		usage                      bool
+	}{
+		{"", "", "", "metrics-addr", false},
+		{":9187", "", ":9187", "admin-addr", false},
+		{"", ":9187", ":9187", "metrics-addr", false},
+		{":9187", ":9187", ":9187", "admin-addr", false},
+		{":9187", ":9188", "", "", true},
+	} {
+		addr, flag, err := adminAddress(tc.admin, tc.metrics)
+		var ue *cli.UsageError
+		if addr != tc.want || flag != tc.flag || (err != nil) != tc.usage || tc.usage && !errors.As(err, &ue) {
+			t.Errorf("adminAddress(%q, %q) = %q, %q, %v", tc.admin, tc.metrics, addr, flag, err)
+		}
+	}
 }
