@@ -171,6 +171,9 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if err != nil {
 		return nil, wrap(err)
 	}
+	if err := detectProgress(ctx, pc, p.pools.src, &traits); err != nil {
+		return nil, wrap(err)
+	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
 		target, resume, err := a.buildSink(ctx, pc.Name, sc, traits, plog.With("sink", sc.Name))
