@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
@@ -314,6 +315,72 @@ func TestAdminAddress(t *testing.T) {
 		var ue *cli.UsageError
 		if addr != tc.want || flag != tc.flag || (err != nil) != tc.usage || tc.usage && !errors.As(err, &ue) {
 			t.Errorf("adminAddress(%q, %q) = %q, %q, %v", tc.admin, tc.metrics, addr, flag, err)
+		}
+	}
+}
+
+// TestWaitByTxID: waits by pg_current_xact_id(): a committed transaction is
+// waited for until applied (its write is then in the read model); one in
+// progress times out (408) and is answered once committed; one rolled back
+// answers 409; an id from the future 400; through both instances.
+func TestWaitByTxID(t *testing.T) {
+	dsn, pool := martenStore(t)
+	targetDSN, target := readModelTarget(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, readModelSink(t, ""))
+	env := []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}
+	_, _, activeURL, standbyURL := startPair(t, dir, env, cfg, pool)
+	ctx := t.Context()
+	hd := marten.NewHelpdesk(mrand.New(mrand.NewPCG(5, 5)))
+	// begin appends a new incident in a transaction left open, returning
+	// it, its txid and the stream.
+	begin := func() (pgx.Tx, uint64, string) {
+		stream, events := hd.Next()
+		tx, err := pool.Begin(ctx)
+		mustDo(t, "begin", err)
+		_, _, err = marten.QuickAppend(ctx, tx, "helpdesk", stream, "incident", marten.DefaultTenantID, events)
+		mustDo(t, "append", err)
+		var txid uint64
+		mustDo(t, "txid", tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&txid))
+		return tx, txid, stream
+	}
+	inModel := func(stream string) bool {
+		var n int
+		mustDo(t, "read model", target.QueryRow(ctx, `SELECT count(*) FROM incident_details WHERE id = $1::uuid`, stream).Scan(&n))
+		return n == 1
+	}
+	for _, base := range []string{activeURL, standbyURL} {
+		client := &wait.Client{BaseURL: base, Pipeline: "helpdesk", Sink: "readmodel"}
+		// Committed, then waited for.
+		tx, txid, stream := begin()
+		mustDo(t, "commit", tx.Commit(ctx))
+		if st, err := client.WaitTx(ctx, txid); err != nil || !st.Applied || !inModel(stream) {
+			t.Fatalf("committed txid %d via %s: %+v, %v (in the read model: %v)", txid, base, st, err, inModel(stream))
+		}
+		// In progress: 408, then committed while a wait is asleep.
+		tx, txid, stream = begin()
+		code, body := httpGet(t, fmt.Sprintf("%s/v1/wait?pipeline=helpdesk&sink=readmodel&txid=%d&timeout=200ms", base, txid))
+		if code != 408 || !strings.Contains(body, "still in progress") {
+			t.Fatalf("txid %d in progress via %s: %d %s", txid, base, code, body)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := client.WaitTx(ctx, txid)
+			done <- err
+		}()
+		mustDo(t, "commit", tx.Commit(ctx))
+		if err := <-done; err != nil || !inModel(stream) {
+			t.Fatalf("txid %d committed during the wait via %s: %v (in the read model: %v)", txid, base, err, inModel(stream))
+		}
+		// Rolled back.
+		tx, txid, _ = begin()
+		mustDo(t, "rollback", tx.Rollback(ctx))
+		if _, err := client.WaitTx(ctx, txid); !errors.Is(err, wait.ErrRolledBack) {
+			t.Fatalf("rolled-back txid %d via %s: %v", txid, base, err)
+		}
+		// From the future.
+		if _, err := client.WaitTx(ctx, txid+1_000_000); !errors.Is(err, wait.ErrBadRequest) {
+			t.Fatalf("future txid via %s: %v", base, err)
 		}
 	}
 }
