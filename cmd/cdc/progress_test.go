@@ -68,7 +68,7 @@ func TestMartenProgress(t *testing.T) {
     ADD COLUMN running_on_node integer NULL, ADD COLUMN warning_behind_threshold bigint NULL, ADD COLUMN critical_behind_threshold bigint NULL`
 			}
 			r := startLayoutWith(t, layoutConfig{
-				setup: setup,
+				setup:  setup,
 				layout: tc.layout, schema: "public", tenants: tc.tenants,
 				out: "marten_progress: true\n",
 				sinks: `      - name: rm
