@@ -384,3 +384,63 @@ func TestWaitByTxID(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitOtherPipeline: an instance running another pipeline of the same
+// configuration answers waits for a pipeline it does not run, from that
+// pipeline's checkpoint table and slot.
+func TestWaitOtherPipeline(t *testing.T) {
+	dsn, pool := martenStore(t)
+	targetDSN, target := readModelTarget(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, readModelSink(t, "")+`  - name: other
+    source:
+      dsn: ${CDC_TEST_DSN}
+      schema: helpdesk
+    standby_retry: 100ms
+    sinks:
+      - name: out2
+        kind: stdout
+`)
+	env := []string{"CDC_TEST_DSN=" + dsn, "CDC_TEST_TARGET=" + targetDSN}
+	args := func(p string) []string {
+		return []string{"run", "--config", cfg, "--pipeline", p, "--admin-addr", "127.0.0.1:0", "--wait-poll", "20ms", "--log-format", "json"}
+	}
+	runner := startCDC(t, dir, "helpdesk", env, args("helpdesk")...)
+	other := startCDC(t, dir, "other", env, args("other")...)
+	pgtest.Eventually(t, 20*time.Second, func() bool { return holderPID(t, pool) == runner.pid() || runner.wait0() }, "the helpdesk instance streams")
+	otherURL := "http://" + metricsAddr(t, other)
+	ctx := t.Context()
+	conn, err := pool.Acquire(ctx)
+	mustDo(t, "acquire", err)
+	defer conn.Release()
+	hd := marten.NewHelpdesk(mrand.New(mrand.NewPCG(3, 3)))
+	client := &wait.Client{BaseURL: otherURL, Pipeline: "helpdesk", Sink: "readmodel"}
+	for i := range 50 {
+		stream, events := hd.Next()
+		tx, err := conn.Begin(ctx)
+		mustDo(t, "begin", err)
+		version, _, err := marten.QuickAppend(ctx, tx, "helpdesk", stream, "incident", marten.DefaultTenantID, events)
+		mustDo(t, "append", err)
+		mustDo(t, "commit", tx.Commit(ctx))
+		lsn, err := wait.CommitLSN(ctx, conn)
+		mustDo(t, "lsn", err)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := client.Wait(wctx, lsn)
+		cancel()
+		if err != nil || st.From != "checkpoint_table" {
+			t.Fatalf("append %d: %+v, %v", i, st, err)
+		}
+		var got int64
+		mustDo(t, "read model", target.QueryRow(ctx, `SELECT version FROM incident_details WHERE id = $1::uuid`, stream).Scan(&got))
+		if got < version {
+			t.Fatalf("append %d: stale read: version %d in the read model, %d appended", i, got, version)
+		}
+	}
+	// Its own pipeline it answers locally.
+	lsn, err := wait.CommitLSN(ctx, conn)
+	mustDo(t, "lsn", err)
+	st, err := (&wait.Client{BaseURL: otherURL, Pipeline: "other", Sink: "out2"}).Wait(ctx, lsn)
+	if err != nil || st.From != "local" {
+		t.Fatalf("own pipeline: %+v, %v", st, err)
+	}
+}
