@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/martencdc/cdc"
@@ -166,6 +167,9 @@ func serveWait(waits Waiter, txs applied.TxLSNs) http.HandlerFunc {
 			resp.Since = &since
 		}
 		resp.Error = a.Progress.Error
+		if u := a.Progress.Unstreamed; u != "" && !a.Applied {
+			resp.Error = strings.TrimPrefix(resp.Error+"; "+u, "; ")
+		}
 		resp.From = a.From
 		if a.Err != nil && resp.Error == "" {
 			resp.Error = a.Err.Error()
@@ -176,7 +180,8 @@ func serveWait(waits Waiter, txs applied.TxLSNs) http.HandlerFunc {
 }
 
 // waitStatus is the HTTP status of an answer: 200 applied; 503 when the
-// sink is stopped, failing or detached (or nothing could be read), so
+// sink is stopped, failing or detached, when no instance streams its
+// pipeline (or nothing could be read), so
 // that a caller tells a sink in trouble from one merely behind; 408
 // otherwise (the timeout ended first).
 func waitStatus(a applied.Answer) int {
@@ -185,7 +190,7 @@ func waitStatus(a applied.Answer) int {
 		return http.StatusOK
 	case a.Progress.State == cdc.SinkStopped, a.Progress.State == cdc.SinkFailing, a.Progress.State == cdc.SinkDetached:
 		return http.StatusServiceUnavailable
-	case a.Progress.State == "" && a.Err != nil:
+	case a.Progress.State == "" && a.Err != nil, a.Progress.Unstreamed != "":
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusRequestTimeout

@@ -73,7 +73,13 @@ func TestWaitEndpoint(t *testing.T) {
 		"failing": {Reached: 0x100, Flush: 0x100, State: cdc.SinkFailing, Since: since, Error: "dial tcp: connection refused"},
 		"stopped": {Reached: 0x100, Flush: 0x100, State: cdc.SinkStopped, Since: since, Error: "event e1 rejected"},
 	}}
-	tr := applied.New([]applied.Pipeline{{Name: "helpdesk", Sinks: []string{"ok", "failing", "stopped"}, Local: local.local}}, 0, nil)
+	orphan := applied.SourceFunc(func(context.Context) (map[string]applied.Progress, error) {
+		return map[string]applied.Progress{"s": {Reached: 0x10, Flush: 0x10, State: cdc.SinkOK, Unstreamed: "no instance streams pipeline orphan: its slot cdc_orphan is not active"}}, nil
+	})
+	tr := applied.New([]applied.Pipeline{
+		{Name: "helpdesk", Sinks: []string{"ok", "failing", "stopped"}, Local: local.local},
+		{Name: "orphan", Sinks: []string{"s"}, Table: orphan},
+	}, 10*time.Millisecond, nil)
 	srv := httptest.NewServer(admin.Endpoints{Waits: tr, Txs: txs{771: 0x1800, 772: 0x3000}}.Handler())
 	defer srv.Close()
 	for _, tc := range []struct {
@@ -90,6 +96,9 @@ func TestWaitEndpoint(t *testing.T) {
 		{"failing", "pipeline=helpdesk&sink=failing&lsn=0/1800&timeout=50ms", 503,
 			`"applied":false,"reached_lsn":"0/100","flush_lsn":"0/100","state":"failing","since":"2026-05-06T07:08:09Z","error":"dial tcp: connection refused"`},
 		{"stopped", "pipeline=helpdesk&sink=stopped&lsn=0/1800&timeout=1m", 503, `"state":"stopped","since":"2026-05-06T07:08:09Z","error":"event e1 rejected"`},
+		{"no instance streams", "pipeline=orphan&sink=s&lsn=0/20&timeout=50ms", 503,
+			`"applied":false,"reached_lsn":"0/10","flush_lsn":"0/10","state":"ok","error":"no instance streams pipeline orphan: its slot cdc_orphan is not active","from":"checkpoint_table"`},
+		{"no instance streams, applied", "pipeline=orphan&sink=s&lsn=0/10", 200, `"applied":true,"reached_lsn":"0/10","flush_lsn":"0/10","state":"ok","from":"checkpoint_table"`},
 		{"txid", "pipeline=helpdesk&sink=ok&txid=771", 200, `"lsn":"0/1800","txid":"771","applied":true`},
 		{"txid not yet", "pipeline=helpdesk&sink=ok&txid=772&timeout=20ms", 408, `"lsn":"0/3000","txid":"772","applied":false`},
 		{"txid rolled back", "pipeline=helpdesk&sink=ok&txid=13", 409, `"txid":"13","applied":false`},

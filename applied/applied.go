@@ -24,6 +24,9 @@ type Progress struct {
 	State      cdc.SinkState // "" when unknown
 	Since      time.Time     // when the sink entered State; zero for ok
 	Error      string        // why it fails or stopped
+	// Unstreamed, when set, says why no instance is moving the sink
+	// forward: the pipeline's slot is not held by any instance.
+	Unstreamed string
 }
 
 // Source reads the progress of one pipeline's sinks by sink name, from

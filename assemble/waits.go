@@ -80,9 +80,16 @@ func (t *ProgressTable) Progress(ctx context.Context) (map[string]applied.Progre
 	if err != nil {
 		return nil, pgerr.Clean(err)
 	}
+	var unstreamed string
+	switch {
+	case !slot.Exists || !slot.ThisDatabase:
+		unstreamed = fmt.Sprintf("no instance streams pipeline %s: its slot %s does not exist in the source database", t.cfg.Name, t.cfg.Source.Slot)
+	case !slot.Active:
+		unstreamed = fmt.Sprintf("no instance streams pipeline %s: its slot %s is not active", t.cfg.Name, t.cfg.Source.Slot)
+	}
 	out := make(map[string]applied.Progress, len(cps))
 	for name, cp := range cps {
-		pr := applied.Progress{Reached: cp.Flush, Flush: cp.Flush, Checkpoint: cp.Position, State: cp.State, Since: cp.Since, Error: cp.Error}
+		pr := applied.Progress{Reached: cp.Flush, Flush: cp.Flush, Checkpoint: cp.Position, State: cp.State, Since: cp.Since, Error: cp.Error, Unstreamed: unstreamed}
 		if slot.Exists && slot.ThisDatabase && cp.State != cdc.SinkBackfilling {
 			pr.Reached = max(pr.Reached, slot.ConfirmedFlush)
 		}

@@ -443,4 +443,14 @@ func TestWaitOtherPipeline(t *testing.T) {
 	if err != nil || st.From != "local" {
 		t.Fatalf("own pipeline: %+v, %v", st, err)
 	}
+	// Nobody streams helpdesk any more: a wait says so instead of timing out
+	// silently.
+	runner.stopOK()
+	appendNotes(t, pool, []string{"after the stop"})
+	lsn, err = wait.CommitLSN(ctx, conn)
+	mustDo(t, "lsn", err)
+	code, body := httpGet(t, otherURL+"/v1/wait?pipeline=helpdesk&sink=readmodel&timeout=300ms&lsn="+lsn.String())
+	if code != 503 || !strings.Contains(body, "no instance streams pipeline helpdesk: its slot cdc_helpdesk is not active") {
+		t.Fatalf("wait on a pipeline nobody streams: %d %s", code, body)
+	}
 }
