@@ -9,7 +9,9 @@
 // tenants) one row per tenant, "cdc:<pipeline>:<sink>:<tenant>". A row's
 // last_seq_id is the highest seq_id the sink has durably delivered (per
 // tenant): cdc delivers in commit order, so every event committed before
-// it has been delivered too, and the value never goes down. Rows of other
+// it has been delivered too, and the value never goes down. Concurrent
+// appends commit out of seq_id order: an event with a lower seq_id that
+// commits later is not waited for (it is delivered when it commits). Rows of other
 // names (the daemon's 'HighWaterMark', '<Projection>:All') are never
 // written: every statement is restricted to names starting with "cdc:".
 //
