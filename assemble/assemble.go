@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -174,6 +175,18 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if err := detectProgress(ctx, pc, p.pools.src, &traits); err != nil {
 		return nil, wrap(err)
 	}
+	// Marten progress rows stay below the seq_ids still on their way: the
+	// pipeline, made below, keeps them.
+	var built atomic.Pointer[pipeline.Pipeline]
+	if traits.progress != nil {
+		pcfg.TrackPending = true
+		traits.pending = func(after cdc.Position) map[string]int64 {
+			if pl := built.Load(); pl != nil {
+				return pl.PendingSeq(after)
+			}
+			return nil
+		}
+	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
 		target, resume, err := a.buildSink(ctx, pc.Name, sc, traits, plog.With("sink", sc.Name))
@@ -203,6 +216,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if p.pipeline, err = pipeline.New(pcfg); err != nil {
 		return nil, err
 	}
+	built.Store(p.pipeline)
 	if p.stream, err = replication.NewStream(pc.Source.DSN, p.pools.src, rcfg); err != nil {
 		return nil, wrap(err)
 	}

@@ -51,6 +51,7 @@ type storeTraits struct {
 	// (rows per tenant); source and sourceDSN reach the source database.
 	progress  *progression.Table
 	perTenant bool
+	pending   func(after cdc.Position) map[string]int64 // pipeline.Pipeline.PendingSeq, once the pipeline exists
 	source    *pgxpool.Pool
 	sourceDSN string
 }
@@ -116,7 +117,7 @@ func (a *Assembler) buildSink(ctx context.Context, pipelineName string, sc *conf
 		}
 	}
 	if sc.MartenProgress && traits.progress != nil && !progressInTx(sc, traits) {
-		s = &progression.Sink{Sink: s, Writer: progression.NewWriter(traits.progress, pipelineName, sc.Name, traits.perTenant), DB: traits.source, Log: log}
+		s = &progression.Sink{Sink: s, Writer: progression.NewWriter(traits.progress, pipelineName, sc.Name, traits.perTenant, traits.pending), DB: traits.source, Log: log}
 	}
 	if a.opts.Wrap != nil {
 		s = a.opts.Wrap(sc.Name, s)
@@ -164,7 +165,7 @@ func (a *Assembler) newSink(ctx context.Context, pipelineName string, sc *config
 	case *config.PostgresOptions:
 		var progress postgres.Progress
 		if progressInTx(sc, traits) {
-			progress = progression.NewWriter(traits.progress, pipelineName, sc.Name, traits.perTenant)
+			progress = progression.NewWriter(traits.progress, pipelineName, sc.Name, traits.perTenant, traits.pending)
 		}
 		if s, err = postgresSink(ctx, pipelineName, sc.Name, o, progress, log); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)

@@ -100,6 +100,9 @@ type Config struct {
 	// durable in the sink, or was filtered out for it. It is called from
 	// the sink's goroutine or the stream's and must not block.
 	Reached func(sink string, lsn cdc.LSN)
+	// TrackPending keeps the seq_ids of the events received and not yet
+	// durable in every sink, for PendingSeq (Marten progress rows).
+	TrackPending bool
 	// Logger receives the pipeline's logs, which carry component=pipeline;
 	// it should carry the pipeline's name. nil discards logs.
 	Logger *slog.Logger

@@ -8,11 +8,12 @@
 // sequences (Marten's per-tenant partitioning, where seq_id repeats across
 // tenants) one row per tenant, "cdc:<pipeline>:<sink>:<tenant>". A row's
 // last_seq_id is the highest seq_id the sink has durably delivered (per
-// tenant): cdc delivers in commit order, so every event committed before
-// it has been delivered too, and the value never goes down. Concurrent
-// appends commit out of seq_id order: an event with a lower seq_id that
-// commits later is not waited for (it is delivered when it commits). Rows of other
-// names (the daemon's 'HighWaterMark', '<Projection>:All') are never
+// tenant) below which nothing received is pending: concurrent appends
+// commit out of seq_id order, so an event with a lower seq_id that
+// committed later, received by the stream and not yet written by the sink
+// (pipeline.Pipeline.PendingSeq), holds the row just below it. The value
+// never goes down. An append not committed yet is unknown to cdc. Rows of
+// other names (the daemon's 'HighWaterMark', '<Projection>:All') are never
 // written: every statement is restricted to names starting with "cdc:".
 //
 // Marten 7, 8 and 9 share the table's key and base columns (name,

@@ -97,22 +97,28 @@ func RowName(pipeline, sink, tenant string) string {
 
 // Writer keeps one sink's marks: the highest seq_id delivered, per tenant
 // when the store has per-tenant sequences, and what the table holds of
-// them. Safe for concurrent use.
+// them. Safe for concurrent use; Statement and Committed are called in
+// turn by the sink's goroutine.
 type Writer struct {
 	table     *Table
 	pipeline  string
 	sink      string
 	perTenant bool
+	pending   func(after cdc.Position) map[string]int64
 
 	mu       sync.Mutex
-	want     map[string]int64 // delivered, by tenant ("" without per-tenant sequences)
+	want     map[string]int64 // highest delivered, by tenant ("" without per-tenant sequences)
+	last     cdc.Position     // the last event delivered
 	recorded map[string]int64 // committed into the table
+	stated   map[string]int64 // the values of the last Statement
 }
 
 // NewWriter returns the writer of sink's rows in table; perTenant when the
-// store has a sequence per tenant.
-func NewWriter(table *Table, pipeline, sink string, perTenant bool) *Writer {
-	return &Writer{table: table, pipeline: pipeline, sink: sink, perTenant: perTenant,
+// store has a sequence per tenant. pending, when set, returns by tenant the
+// lowest seq_id of the events received after a position and not yet
+// delivered (pipeline.Pipeline.PendingSeq): a row stays below them.
+func NewWriter(table *Table, pipeline, sink string, perTenant bool, pending func(after cdc.Position) map[string]int64) *Writer {
+	return &Writer{table: table, pipeline: pipeline, sink: sink, perTenant: perTenant, pending: pending,
 		want: map[string]int64{}, recorded: map[string]int64{}}
 }
 
@@ -124,15 +130,18 @@ func NewWriter(table *Table, pipeline, sink string, perTenant bool) *Writer {
 func (w *Writer) Statement(events []*cdc.Event) (string, []any, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	cand := w.candidate(events)
+	cand, last := w.candidate(events)
+	marks := w.capped(cand, last)
+	w.stated = map[string]int64{}
 	var names []string
 	var seqs []int64
-	for _, tenant := range sortedKeys(cand) {
-		if r, ok := w.recorded[tenant]; ok && r >= cand[tenant] {
+	for _, tenant := range sortedKeys(marks) {
+		if r, ok := w.recorded[tenant]; ok && r >= marks[tenant] {
 			continue
 		}
 		names = append(names, RowName(w.pipeline, w.sink, tenant))
-		seqs = append(seqs, cand[tenant])
+		seqs = append(seqs, marks[tenant])
+		w.stated[tenant] = marks[tenant]
 	}
 	if len(names) == 0 {
 		return "", nil, false
@@ -141,14 +150,15 @@ func (w *Writer) Statement(events []*cdc.Event) (string, []any, bool) {
 }
 
 // Committed records that events are durable and the statement Statement
-// returned for them committed.
+// returned for them last committed.
 func (w *Writer) Committed(events []*cdc.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.want = w.candidate(events)
-	for t, s := range w.want {
-		w.recorded[t] = s
+	w.want, w.last = w.candidate(events)
+	for t, s := range w.stated {
+		w.recorded[t] = max(w.recorded[t], s)
 	}
+	w.stated = nil
 }
 
 // Delivered records that events are durable, without recording them in
@@ -156,7 +166,7 @@ func (w *Writer) Committed(events []*cdc.Event) {
 func (w *Writer) Delivered(events []*cdc.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.want = w.candidate(events)
+	w.want, w.last = w.candidate(events)
 }
 
 // Write records that events are durable and records every delivery not
@@ -174,22 +184,56 @@ func (w *Writer) Write(ctx context.Context, db Execer, events []*cdc.Event) erro
 	return nil
 }
 
-// candidate returns the delivered marks raised by events. w.mu is held.
-func (w *Writer) candidate(events []*cdc.Event) map[string]int64 {
+// candidate returns the delivered marks raised by events, and the
+// position of the last event delivered. w.mu is held.
+func (w *Writer) candidate(events []*cdc.Event) (map[string]int64, cdc.Position) {
 	out := make(map[string]int64, len(w.want)+1)
 	for t, s := range w.want {
 		out[t] = s
 	}
+	last := w.last
 	for _, e := range events {
-		t := ""
-		if w.perTenant {
-			t = e.TenantID
+		if p := e.Position(); p.Compare(last) > 0 {
+			last = p
 		}
+		t := w.key(e.TenantID)
 		if cur, ok := out[t]; !ok || e.SeqID > cur {
 			out[t] = e.SeqID
 		}
 	}
+	return out, last
+}
+
+// capped returns marks kept below the seq_ids still pending after last:
+// a row's last_seq_id is the highest delivered seq_id below which nothing
+// received is pending. w.mu is held.
+func (w *Writer) capped(marks map[string]int64, last cdc.Position) map[string]int64 {
+	if w.pending == nil {
+		return marks
+	}
+	floors := map[string]int64{}
+	for tenant, seq := range w.pending(last) {
+		t := w.key(tenant)
+		if cur, ok := floors[t]; !ok || seq < cur {
+			floors[t] = seq
+		}
+	}
+	out := make(map[string]int64, len(marks))
+	for t, s := range marks {
+		if f, ok := floors[t]; ok && f <= s {
+			s = f - 1
+		}
+		out[t] = s
+	}
 	return out
+}
+
+// key is the mark a tenant's events count in.
+func (w *Writer) key(tenant string) string {
+	if w.perTenant {
+		return tenant
+	}
+	return ""
 }
 
 func sortedKeys(m map[string]int64) []string {

@@ -50,7 +50,7 @@ func TestWriter(t *testing.T) {
 			[][]any{{[]string{"cdc:p:s:a"}, []int64{1}}, {[]string{"cdc:p:s:a", "cdc:p:s:b"}, []int64{3, 2}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := NewWriter(tab, "p", "s", tc.perTenant)
+			w := NewWriter(tab, "p", "s", tc.perTenant, nil)
 			db := &execLog{}
 			for i, b := range tc.batches {
 				db.fail = i+1 == tc.failAt
@@ -111,5 +111,51 @@ func TestUpsertSQL(t *testing.T) {
 	}
 	if got := RowName("helpdesk", "readmodel", "acme"); got != "cdc:helpdesk:readmodel:acme" {
 		t.Errorf("RowName with tenant = %q", got)
+	}
+}
+
+// TestWriterPending: a row stays below the seq_ids still pending after the
+// last delivered event, and rises once they are delivered; per tenant, a
+// tenant's pending events hold back only its own row.
+func TestWriterPending(t *testing.T) {
+	tab := &Table{upsert: "upsert"}
+	ctx := context.Background()
+	pending := map[string]int64{}
+	at := func(tenant string, seq int64, lsn cdc.LSN) *cdc.Event {
+		return &cdc.Event{TenantID: tenant, SeqID: seq, LSN: lsn}
+	}
+	for _, perTenant := range []bool{false, true} {
+		w := NewWriter(tab, "p", "s", perTenant, func(after cdc.Position) map[string]int64 {
+			if after.LSN != 2 {
+				t.Errorf("pending asked after %s, want the last delivered event's position", after)
+			}
+			return pending
+		})
+		db := &execLog{}
+		pending = map[string]int64{"a": 6} // tenant a's seq 6 committed after 7
+		mustWrite(t, w.Write(ctx, db, []*cdc.Event{at("a", 3, 1), at("b", 9, 1), at("a", 7, 2)}))
+		pending = map[string]int64{}
+		mustWrite(t, w.Write(ctx, db, nil))
+		var want [][]any
+		if perTenant {
+			want = [][]any{{[]string{"cdc:p:s:a", "cdc:p:s:b"}, []int64{5, 9}}, {[]string{"cdc:p:s:a"}, []int64{7}}}
+		} else {
+			want = [][]any{{[]string{"cdc:p:s"}, []int64{5}}, {[]string{"cdc:p:s"}, []int64{9}}}
+		}
+		if len(db.calls) != len(want) {
+			t.Fatalf("perTenant %v: calls %v, want %v", perTenant, db.calls, want)
+		}
+		for i, c := range db.calls {
+			if !slices.Equal(c[0].([]string), want[i][0].([]string)) || !slices.Equal(c[1].([]int64), want[i][1].([]int64)) {
+				t.Fatalf("perTenant %v: call %d: %v, want %v", perTenant, i, c, want[i])
+			}
+		}
+	}
+}
+
+func mustWrite(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
