@@ -180,9 +180,9 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	var built atomic.Pointer[pipeline.Pipeline]
 	if traits.progress != nil {
 		pcfg.TrackPending = true
-		traits.pending = func(after cdc.Position) map[string]int64 {
+		traits.pending = func(sink string, after cdc.Position) map[string]int64 {
 			if pl := built.Load(); pl != nil {
-				return pl.PendingSeq(after)
+				return pl.PendingSeq(sink, after)
 			}
 			return nil
 		}

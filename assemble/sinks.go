@@ -51,7 +51,7 @@ type storeTraits struct {
 	// (rows per tenant); source and sourceDSN reach the source database.
 	progress  *progression.Table
 	perTenant bool
-	pending   func(after cdc.Position) map[string]int64 // pipeline.Pipeline.PendingSeq, once the pipeline exists
+	pending   func(sink string, after cdc.Position) map[string]int64 // pipeline.Pipeline.PendingSeq, once the pipeline exists
 	source    *pgxpool.Pool
 	sourceDSN string
 }

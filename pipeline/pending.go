@@ -88,12 +88,20 @@ func (p *Pipeline) lowestDurable() cdc.Position {
 }
 
 // PendingSeq returns, by tenant id, the lowest seq_id of the events the
-// stream has received after position after (a sink's last durable event):
-// the events still on their way to that sink, or skipped by its filters.
+// stream has received after position after (the last event sink wrote)
+// and after sink's saved checkpoint: the events still on their way to the
+// sink (events its filters skip count until its checkpoint passes them).
 // It needs Config.TrackPending (nil otherwise). Safe for concurrent use.
-func (p *Pipeline) PendingSeq(after cdc.Position) map[string]int64 {
+func (p *Pipeline) PendingSeq(sink string, after cdc.Position) map[string]int64 {
 	if p.pending == nil {
 		return nil
+	}
+	for _, r := range p.runners {
+		if r.name == sink {
+			if d := r.durable(); d.Compare(after) > 0 {
+				after = d
+			}
+		}
 	}
 	return p.pending.after(after)
 }

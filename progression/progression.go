@@ -104,7 +104,7 @@ type Writer struct {
 	pipeline  string
 	sink      string
 	perTenant bool
-	pending   func(after cdc.Position) map[string]int64
+	pending   func(sink string, after cdc.Position) map[string]int64
 
 	mu       sync.Mutex
 	want     map[string]int64 // highest delivered, by tenant ("" without per-tenant sequences)
@@ -115,9 +115,10 @@ type Writer struct {
 
 // NewWriter returns the writer of sink's rows in table; perTenant when the
 // store has a sequence per tenant. pending, when set, returns by tenant the
-// lowest seq_id of the events received after a position and not yet
-// delivered (pipeline.Pipeline.PendingSeq): a row stays below them.
-func NewWriter(table *Table, pipeline, sink string, perTenant bool, pending func(after cdc.Position) map[string]int64) *Writer {
+// lowest seq_id of the events received after the sink's last written event
+// and not yet written (pipeline.Pipeline.PendingSeq): a row stays below
+// them.
+func NewWriter(table *Table, pipeline, sink string, perTenant bool, pending func(sink string, after cdc.Position) map[string]int64) *Writer {
 	return &Writer{table: table, pipeline: pipeline, sink: sink, perTenant: perTenant, pending: pending,
 		want: map[string]int64{}, recorded: map[string]int64{}}
 }
@@ -212,7 +213,7 @@ func (w *Writer) capped(marks map[string]int64, last cdc.Position) map[string]in
 		return marks
 	}
 	floors := map[string]int64{}
-	for tenant, seq := range w.pending(last) {
+	for tenant, seq := range w.pending(w.sink, last) {
 		t := w.key(tenant)
 		if cur, ok := floors[t]; !ok || seq < cur {
 			floors[t] = seq

@@ -125,7 +125,10 @@ func TestWriterPending(t *testing.T) {
 		return &cdc.Event{TenantID: tenant, SeqID: seq, LSN: lsn}
 	}
 	for _, perTenant := range []bool{false, true} {
-		w := NewWriter(tab, "p", "s", perTenant, func(after cdc.Position) map[string]int64 {
+		w := NewWriter(tab, "p", "s", perTenant, func(sink string, after cdc.Position) map[string]int64 {
+			if sink != "s" {
+				t.Errorf("pending asked for sink %q", sink)
+			}
 			if after.LSN != 2 {
 				t.Errorf("pending asked after %s, want the last delivered event's position", after)
 			}
