@@ -104,7 +104,9 @@ const txPoll = 50 * time.Millisecond
 
 // TxLSN implements applied.TxLSNs for this pipeline's source: it waits
 // until transaction txid (pg_current_xact_id()) has ended, then returns
-// pg_current_wal_lsn(), which is at or past the end of its commit.
+// pg_current_wal_insert_lsn(), read after the commit was seen: PostgreSQL
+// inserts the commit record before it marks the transaction committed, so
+// the LSN is past it, with synchronous_commit off too.
 func (t *ProgressTable) TxLSN(ctx context.Context, txid uint64) (cdc.LSN, error) {
 	p, _, err := t.open(ctx)
 	if err != nil {
@@ -112,8 +114,7 @@ func (t *ProgressTable) TxLSN(ctx context.Context, txid uint64) (cdc.LSN, error)
 	}
 	for {
 		var status *string
-		var lsn string
-		err := p.src.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8), pg_current_wal_lsn()::text`, fmt.Sprint(txid)).Scan(&status, &lsn)
+		err := p.src.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, fmt.Sprint(txid)).Scan(&status)
 		if err != nil {
 			if pgErrCode(err) == "22023" { // "transaction ID is in the future"
 				return 0, fmt.Errorf("%w: %v", applied.ErrTxInvalid, err)
@@ -127,6 +128,13 @@ func (t *ProgressTable) TxLSN(ctx context.Context, txid uint64) (cdc.LSN, error)
 		case status == nil || *status == "committed":
 			// nil: older than the commit log keeps, long ended; had it
 			// committed, the LSN now is past its commit.
+			var lsn string
+			if err := p.src.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+				if ctx.Err() != nil {
+					return 0, fmt.Errorf("%w: %w", applied.ErrTxInProgress, ctx.Err())
+				}
+				return 0, fmt.Errorf("read the WAL position after transaction %d: %w", txid, pgerr.Clean(err))
+			}
 			return cdc.ParseLSN(lsn)
 		case *status == "aborted":
 			return 0, fmt.Errorf("transaction %d: %w", txid, applied.ErrTxAborted)
