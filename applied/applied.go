@@ -215,7 +215,8 @@ func (t *Tracker) Wait(ctx context.Context, pipeline, sink string, lsn cdc.LSN) 
 	if err != nil {
 		return Answer{}, err
 	}
-	if a, ok := t.look(tp, s, sink, lsn); ok {
+	a, holds, ok := t.look(tp, s, sink, lsn)
+	if ok {
 		return a, nil
 	}
 	w := &waiter{lsn: lsn, done: make(chan struct{})}
@@ -226,7 +227,9 @@ func (t *Tracker) Wait(ctx context.Context, pipeline, sink string, lsn cdc.LSN) 
 	}
 	heap.Push(&s.waiting, w)
 	tp.waiters++
-	t.startPoller(tp)
+	// The pipeline streaming here pushes every move: the table is then
+	// only read at the poll interval (for a sink that stops meanwhile).
+	t.startPoller(tp, !holds)
 	t.mu.Unlock()
 	select {
 	case <-w.done:
@@ -264,23 +267,24 @@ func (t *Tracker) find(pipeline, sink string) (*tracked, *sinkState, error) {
 }
 
 // look answers at once from the local pipeline when it has reached lsn,
-// or holds the slot and has the sink stopped.
-func (t *Tracker) look(tp *tracked, s *sinkState, sink string, lsn cdc.LSN) (Answer, bool) {
+// or holds the slot and has the sink stopped; holds says whether it holds
+// the slot.
+func (t *Tracker) look(tp *tracked, s *sinkState, sink string, lsn cdc.LSN) (a Answer, holds, ok bool) {
 	if tp.cfg.Local == nil {
-		return Answer{}, false
+		return Answer{}, false, false
 	}
 	local, holds := tp.cfg.Local()
 	p, ok := local[sink]
 	if !ok {
-		return Answer{}, false
+		return Answer{}, false, false
 	}
 	t.mu.Lock()
 	t.raise(tp, s, p.Reached)
 	t.mu.Unlock()
 	if p.Reached >= lsn || holds && p.State == cdc.SinkStopped {
-		return Answer{Applied: p.Reached >= lsn, Progress: p, From: FromLocal}, true
+		return Answer{Applied: p.Reached >= lsn, Progress: p, From: FromLocal}, holds, true
 	}
-	return Answer{}, false
+	return Answer{}, holds, false
 }
 
 // answer says where sink stands now: applied or not, with the freshest
@@ -311,28 +315,34 @@ func (t *Tracker) answer(tp *tracked, s *sinkState, sink string, lsn cdc.LSN) An
 	return a
 }
 
-// startPoller starts tp's poller unless it runs, and makes it read the
-// table at once. t.mu is held.
-func (t *Tracker) startPoller(tp *tracked) {
+// startPoller starts tp's poller unless it runs; with now, it makes it
+// read the table at once. t.mu is held.
+func (t *Tracker) startPoller(tp *tracked, now bool) {
 	if tp.cfg.Table == nil {
 		return
 	}
 	if tp.polling {
-		select {
-		case tp.kick <- struct{}{}:
-		default:
+		if now {
+			select {
+			case tp.kick <- struct{}{}:
+			default:
+			}
 		}
 		return
 	}
 	tp.polling = true
 	tp.kick = make(chan struct{}, 1)
-	go t.pollLoop(tp, tp.kick)
+	first := t.poll
+	if now {
+		first = 0
+	}
+	go t.pollLoop(tp, tp.kick, first)
 }
 
-// pollLoop reads tp's table every poll interval (at once when kicked)
-// while tp has waiters, then ends.
-func (t *Tracker) pollLoop(tp *tracked, kick chan struct{}) {
-	timer := time.NewTimer(0)
+// pollLoop reads tp's table after first, then every poll interval (at
+// once when kicked) while tp has waiters, then ends.
+func (t *Tracker) pollLoop(tp *tracked, kick chan struct{}, first time.Duration) {
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {

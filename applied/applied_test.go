@@ -268,3 +268,24 @@ func TestManyIdleWaiters(t *testing.T) {
 		t.Fatalf("%d waiters left", tr.Waiters())
 	}
 }
+
+// TestLocalHolderSparesTheTable: while the pipeline streaming here holds
+// the slot (it pushes its moves), a wait does not make the tracker read the
+// table at once, only at the poll interval.
+func TestLocalHolderSparesTheTable(t *testing.T) {
+	tab := &table{}
+	tab.set("s", applied.Progress{Reached: 1, State: cdc.SinkOK})
+	local := func() (map[string]applied.Progress, bool) {
+		return map[string]applied.Progress{"s": {Reached: 1, State: cdc.SinkOK}}, true
+	}
+	tr := applied.New([]applied.Pipeline{{Name: "p", Sinks: []string{"s"}, Local: local, Table: tab}}, time.Hour, nil)
+	ch := waitAsync(t.Context(), tr, "p", "s", 5)
+	eventually(t, "a waiter", func() bool { return tr.Waiters() == 1 })
+	tr.Advance("p", "s", 5)
+	if r := <-ch; !r.a.Applied || r.a.From != applied.FromLocal {
+		t.Fatalf("answer %+v", r)
+	}
+	if n := tab.reads.Load(); n != 0 {
+		t.Fatalf("%d table reads for a wait the local pipeline answered", n)
+	}
+}
