@@ -11,4 +11,4 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/cdc /usr/local/bin/cdc
 ENTRYPOINT ["/usr/local/bin/cdc"]
-CMD ["run", "--config", "/etc/cdc/cdc.yaml", "--metrics-addr", ":9187"]
+CMD ["run", "--config", "/etc/cdc/cdc.yaml", "--admin-addr", ":9187"]

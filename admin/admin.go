@@ -1,5 +1,7 @@
-// Package admin is cdc's admin HTTP listener: /metrics (Prometheus),
-// /healthz (the process is alive: point a liveness probe here) and /readyz
+// Package admin is cdc's admin HTTP listener (cdc run --admin-addr):
+// /metrics (Prometheus), /healthz (the process is alive: point a liveness
+// probe here), /v1/wait (read your writes: answers once a sink has applied
+// a commit, see package applied) and /readyz
 // (every pipeline streams, or stands by for another instance, and no sink is
 // stopped or failing past its grace: point a readiness probe and alerts
 // here, not a liveness probe, since restarting does not fix a rejected
@@ -21,6 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/martencdc/cdc/applied"
 )
 
 // Pipeline is what the listener asks of a running pipeline
@@ -34,16 +38,26 @@ type Pipeline interface {
 // address (taken, or not an address).
 var ErrListen = errors.New("cannot listen")
 
+// Endpoints is what the admin listener serves.
+type Endpoints struct {
+	Registry  *prometheus.Registry // /metrics; nil serves an empty registry
+	Pipelines []Pipeline           // /readyz
+	// Waits answers /v1/wait (read your writes); nil answers 404.
+	Waits Waiter
+	// Txs resolves txid= in /v1/wait; nil refuses txid (400).
+	Txs applied.TxLSNs
+}
+
 // Serve listens on addr and serves the admin endpoints in the background
 // until ctx ends or the returned server is closed.
-func Serve(ctx context.Context, addr string, reg *prometheus.Registry, pipelines []Pipeline, log *slog.Logger) (*http.Server, error) {
+func Serve(ctx context.Context, addr string, e Endpoints, log *slog.Logger) (*http.Server, error) {
 	log = log.With("component", "admin")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrListen, err)
 	}
 	srv := &http.Server{
-		Handler:           Handler(reg, pipelines),
+		Handler:           e.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
@@ -52,12 +66,23 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, pipelines
 			log.Error("admin listener stopped", "err", err)
 		}
 	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
+	log.Info("serving metrics", "addr", ln.Addr().String(), "endpoints", "/metrics /healthz /readyz /v1/wait")
 	return srv, nil
 }
 
-// Handler returns the admin endpoints.
+// Handler returns the admin endpoints without /v1/wait: /metrics of reg,
+// /healthz, and /readyz of pipelines.
 func Handler(reg *prometheus.Registry, pipelines []Pipeline) http.Handler {
+	return Endpoints{Registry: reg, Pipelines: pipelines}.Handler()
+}
+
+// Handler returns the admin endpoints: /metrics, /healthz, /readyz and
+// /v1/wait.
+func (e Endpoints) Handler() http.Handler {
+	reg, pipelines := e.Registry, e.Pipelines
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -77,6 +102,7 @@ func Handler(reg *prometheus.Registry, pipelines []Pipeline) http.Handler {
 		w.WriteHeader(code)
 		io.WriteString(w, b.String())
 	})
+	mux.Handle("/v1/wait", serveWait(e.Waits, e.Txs))
 	return mux
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,6 +40,10 @@ type Options struct {
 	// Wrap, when set, decorates every sink built, given its name (the demo
 	// counts deliveries with it).
 	Wrap func(sink string, s cdc.Sink) cdc.Sink
+	// Reached, when set, is told each time a sink's reached LSN moves
+	// (pipeline.Config.Reached): wire it to applied.Tracker.Advance. It
+	// must not block.
+	Reached func(pipeline, sink string, lsn cdc.LSN)
 	// Logger receives the logs of everything assembled; nil discards them.
 	Logger *slog.Logger
 }
@@ -155,6 +160,9 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 		Fence:           rcfg.Timeout,
 		Logger:          plog,
 	}
+	if reached := a.opts.Reached; reached != nil {
+		pcfg.Reached = func(sink string, lsn cdc.LSN) { reached(pc.Name, sink, lsn) }
+	}
 	defer func() {
 		if err != nil {
 			closeSinks(ctx, pcfg.Sinks)
@@ -163,6 +171,21 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	traits, err := detectStore(ctx, p.pools.src, pc.Source.Schema)
 	if err != nil {
 		return nil, wrap(err)
+	}
+	if err := detectProgress(ctx, pc, p.pools.src, &traits); err != nil {
+		return nil, wrap(err)
+	}
+	// Marten progress rows stay below the seq_ids still on their way: the
+	// pipeline, made below, keeps them.
+	var built atomic.Pointer[pipeline.Pipeline]
+	if traits.progress != nil {
+		pcfg.TrackPending = true
+		traits.pending = func(sink string, after cdc.Position) map[string]int64 {
+			if pl := built.Load(); pl != nil {
+				return pl.PendingSeq(sink, after)
+			}
+			return nil
+		}
 	}
 	for i := range pc.Sinks {
 		sc := &pc.Sinks[i]
@@ -193,6 +216,7 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 	if p.pipeline, err = pipeline.New(pcfg); err != nil {
 		return nil, err
 	}
+	built.Store(p.pipeline)
 	if p.stream, err = replication.NewStream(pc.Source.DSN, p.pools.src, rcfg); err != nil {
 		return nil, wrap(err)
 	}

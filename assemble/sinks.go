@@ -8,14 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/martencdc/cdc"
+	"github.com/martencdc/cdc/backfill"
 	"github.com/martencdc/cdc/config"
 	"github.com/martencdc/cdc/internal/tlsfile"
 	"github.com/martencdc/cdc/pipeline"
+	"github.com/martencdc/cdc/progression"
 	"github.com/martencdc/cdc/route"
 	"github.com/martencdc/cdc/sinks/elastic"
 	"github.com/martencdc/cdc/sinks/file"
@@ -44,6 +47,40 @@ type storeTraits struct {
 	// conjoined: conjoined tenancy, where stream ids (and, with tenant
 	// partitioning, seq_ids) are unique only within a tenant.
 	conjoined bool
+	// progress is the source's mt_event_progression, set when a sink has
+	// marten_progress; perTenant: the store has a sequence per tenant
+	// (rows per tenant); source and sourceDSN reach the source database.
+	progress  *progression.Table
+	perTenant bool
+	pending   func(sink string, after cdc.Position) map[string]int64 // pipeline.Pipeline.PendingSeq, once the pipeline exists
+	source    *pgxpool.Pool
+	sourceDSN string
+}
+
+// progressInTx reports whether sc records its Marten progress in its own
+// transactions: a postgres sink whose target is the source database.
+func progressInTx(sc *config.Sink, traits storeTraits) bool {
+	o, ok := sc.Options.(*config.PostgresOptions)
+	return ok && sc.MartenProgress && traits.progress != nil && o.DSN == traits.sourceDSN
+}
+
+// detectProgress fills traits.progress and traits.perTenant when a sink of
+// pc has marten_progress.
+func detectProgress(ctx context.Context, pc *config.Pipeline, src *pgxpool.Pool, traits *storeTraits) error {
+	if !slices.ContainsFunc(pc.Sinks, func(s config.Sink) bool { return s.MartenProgress }) {
+		return nil
+	}
+	t, err := progression.Detect(ctx, src, pc.Source.Schema)
+	if err != nil {
+		return fmt.Errorf("marten_progress: %w", err)
+	}
+	events, err := backfill.Inspect(ctx, src, pc.Source.Schema)
+	if err != nil {
+		return fmt.Errorf("marten_progress: %w", err)
+	}
+	traits.progress, traits.perTenant = t, events.TenantKeyed()
+	traits.source, traits.sourceDSN = src, pc.Source.DSN
+	return nil
 }
 
 // detectStore reads the traits of the event store in schema: conjoined
@@ -79,6 +116,9 @@ func (a *Assembler) buildSink(ctx context.Context, pipelineName string, sc *conf
 			}
 			log.Warn("sink target not ready; its writes will be retried", "component", "assemble", "err", err)
 		}
+	}
+	if sc.MartenProgress && traits.progress != nil && !progressInTx(sc, traits) {
+		s = &progression.Sink{Sink: s, Writer: progression.NewWriter(traits.progress, pipelineName, sc.Name, traits.perTenant, traits.pending), DB: traits.source, Log: log}
 	}
 	if a.opts.Wrap != nil {
 		s = a.opts.Wrap(sc.Name, s)
@@ -133,7 +173,11 @@ func (a *Assembler) newSink(ctx context.Context, pipelineName string, sc *config
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
 	case *config.PostgresOptions:
-		if s, err = postgresSink(ctx, pipelineName, sc.Name, o, log); err != nil {
+		var progress postgres.Progress
+		if progressInTx(sc, traits) {
+			progress = progression.NewWriter(traits.progress, pipelineName, sc.Name, traits.perTenant, traits.pending)
+		}
+		if s, err = postgresSink(ctx, pipelineName, sc.Name, o, progress, log); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 		}
 	default:
@@ -144,8 +188,8 @@ func (a *Assembler) newSink(ctx context.Context, pipelineName string, sc *config
 
 // postgresSink makes a postgres sink with its own connection pool to the
 // target, closed with the sink.
-func postgresSink(ctx context.Context, pipelineName, name string, o *config.PostgresOptions, log *slog.Logger) (cdc.Sink, error) {
-	pc := postgres.Config{Pipeline: pipelineName, Sink: name, Mode: postgres.Mode(o.Mode), Table: o.Table, Logger: log}
+func postgresSink(ctx context.Context, pipelineName, name string, o *config.PostgresOptions, progress postgres.Progress, log *slog.Logger) (cdc.Sink, error) {
+	pc := postgres.Config{Pipeline: pipelineName, Sink: name, Mode: postgres.Mode(o.Mode), Table: o.Table, Progress: progress, Logger: log}
 	for _, p := range o.Projections {
 		r, err := postgres.SQL(p.Name, p.On, p.SQL...)
 		if err != nil {

@@ -52,6 +52,10 @@ func validateSource(ctx context.Context, pc *config.Pipeline) []error {
 	if p := checkpointSchemaProblem(ctx, cp, pc.Checkpoints.Schema, sameSchema); p != nil {
 		problems = append(problems, p)
 	}
+	var traits storeTraits
+	if err := detectProgress(ctx, pc, src, &traits); err != nil && len(problems) == 0 {
+		problems = append(problems, err)
+	}
 	return problems
 }
 

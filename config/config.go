@@ -167,6 +167,10 @@ type Sink struct {
 	// delivers next, StartBeginning with every event already in mt_events
 	// (a backfill), then the live stream.
 	Start Start
+	// MartenProgress writes the sink's position into Marten's
+	// mt_event_progression table (rows cdc:<pipeline>:<sink>, see package
+	// progression). Default false.
+	MartenProgress bool
 	// Options holds the kind's own settings: *StdoutOptions for "stdout",
 	// *FileOptions for "file".
 	Options SinkOptions

@@ -81,7 +81,7 @@ func (m *mapping) template(key string, req bool) (text string, t *route.Template
 var plannedSinkKinds = []string{}
 
 // commonSinkKeys are the keys every sink kind accepts.
-var commonSinkKeys = []string{"name", "kind", "include", "exclude", "tenants", "batch", "on_error", "start"}
+var commonSinkKeys = []string{"name", "kind", "include", "exclude", "tenants", "batch", "on_error", "start", "marten_progress"}
 
 // SinkKinds returns the names of the sink kinds this version can run.
 func SinkKinds() []string {

@@ -85,12 +85,12 @@ func TestParseFileSink(t *testing.T) {
 		{
 			name: "unknown key",
 			doc:  fileSinkDoc("file", "        path: out.jsonl\n        topic: x\n"),
-			want: []string{"cdc.yaml:8: pipelines[0].sinks[0].topic: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start, path)"},
+			want: []string{"cdc.yaml:8: pipelines[0].sinks[0].topic: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start, marten_progress, path)"},
 		},
 		{
 			name: "path on stdout",
 			doc:  fileSinkDoc("stdout", "        path: out.jsonl\n"),
-			want: []string{"cdc.yaml:7: pipelines[0].sinks[0].path: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start)"},
+			want: []string{"cdc.yaml:7: pipelines[0].sinks[0].path: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start, marten_progress)"},
 		},
 	}
 	for _, tt := range tests {

@@ -347,6 +347,7 @@ func (d *decoder) sink(n *yaml.Node, path string) (*Sink, int) {
 	if v, ok := oneOf(m, "start", StartNow, StartBeginning); ok {
 		s.Start = v
 	}
+	s.MartenProgress, _ = m.boolean("marten_progress")
 	if b := m.child("batch"); b != nil {
 		b.only("max_events", "max_bytes", "max_wait")
 		s.Batch.MaxEvents, _ = b.positiveInt("max_events")

@@ -334,7 +334,7 @@ pipeline: []
         kind: stdout
         brokers: [kafka:9092]
 `,
-			want: []string{"cdc.yaml:7: pipelines[0].sinks[0].brokers: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start)"},
+			want: []string{"cdc.yaml:7: pipelines[0].sinks[0].brokers: unknown key (known: name, kind, include, exclude, tenants, batch, on_error, start, marten_progress)"},
 		},
 		{
 			name: "missing required keys",

@@ -438,12 +438,13 @@ func mountedAs(mounts map[string]string, host string) string {
 	return ""
 }
 
-// imageMetricsPort is the port of --metrics-addr in the Dockerfile's CMD.
+// imageMetricsPort is the port of --admin-addr (or its former name
+// --metrics-addr) in the Dockerfile's CMD.
 func imageMetricsPort(t *testing.T) string {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^CMD .*"--metrics-addr", ":(\d+)"`).FindSubmatch(read(t, "Dockerfile"))
+	m := regexp.MustCompile(`(?m)^CMD .*"--(?:admin|metrics)-addr", ":(\d+)"`).FindSubmatch(read(t, "Dockerfile"))
 	if m == nil {
-		t.Fatal("the Dockerfile's CMD has no --metrics-addr")
+		t.Fatal("the Dockerfile's CMD has no --admin-addr")
 	}
 	return string(m[1])
 }

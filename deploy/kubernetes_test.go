@@ -182,7 +182,7 @@ func flag(args []string, name string) string {
 // TestKubernetes: the manifests of deploy/kubernetes hold together and fit
 // cdc: the ConfigMap's cdc.yaml parses with every ${VAR} set from the
 // Deployment's environment and the Secret; probes are on the admin
-// endpoints cdc serves, on the port of --metrics-addr; two replicas or
+// endpoints cdc serves, on the port of --admin-addr; two replicas or
 // more (one streams, one stands by); a grace period longer than the
 // configuration's shutdown_timeout plus 5 s; non-root with a read-only
 // root filesystem; the Service, the ServiceMonitor and the
@@ -287,10 +287,15 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds %s: want more than shutdown_timeout %s + 5s to close the sinks", grace, shutdown)
 	}
 
-	// Probes: cdc's admin endpoints, on the --metrics-addr port.
-	_, metricsPort, err := net.SplitHostPort(flag(c.Args, "--metrics-addr"))
+	// Probes: cdc's admin endpoints, on the --admin-addr port (or its
+	// former name, --metrics-addr).
+	adminAddr := flag(c.Args, "--admin-addr")
+	if adminAddr == "" {
+		adminAddr = flag(c.Args, "--metrics-addr")
+	}
+	_, metricsPort, err := net.SplitHostPort(adminAddr)
 	if err != nil {
-		t.Fatalf("--metrics-addr in %v: %v", c.Args, err)
+		t.Fatalf("--admin-addr in %v: %v", c.Args, err)
 	}
 	containerPort := func(p any) string {
 		for _, cp := range c.Ports {
@@ -319,7 +324,7 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("%s probe on %s, want %s", tc.name, tc.probe.HTTPGet.Path, tc.path)
 		}
 		if port := containerPort(tc.probe.HTTPGet.Port); port != metricsPort {
-			t.Errorf("%s probe on port %s, cdc serves its admin endpoints on %s (--metrics-addr)", tc.name, port, metricsPort)
+			t.Errorf("%s probe on port %s, cdc serves its admin endpoints on %s (--admin-addr)", tc.name, port, metricsPort)
 		}
 		resp, err := http.Get(srv.URL + tc.probe.HTTPGet.Path)
 		if err != nil {

@@ -24,6 +24,7 @@ func (r *runner) flushLSN() cdc.LSN { return cdc.LSN(r.savedFlush.Load()) }
 func (r *runner) advanceFlush(f cdc.LSN) {
 	if r.flushLSN() < f {
 		r.savedFlush.Store(uint64(f))
+		r.progressed()
 	}
 }
 

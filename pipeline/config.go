@@ -95,6 +95,14 @@ type Config struct {
 	// sink that has not flushed by then resumes from its checkpoint at the
 	// next start. Default 20s.
 	ShutdownTimeout time.Duration
+	// Reached, when set, is called each time a sink's reached LSN moves
+	// (SinkStatus.Reached): every transaction committed before lsn is
+	// durable in the sink, or was filtered out for it. It is called from
+	// the sink's goroutine or the stream's and must not block.
+	Reached func(sink string, lsn cdc.LSN)
+	// TrackPending keeps the seq_ids of the events received and not yet
+	// durable in every sink, for PendingSeq (Marten progress rows).
+	TrackPending bool
 	// Logger receives the pipeline's logs, which carry component=pipeline;
 	// it should carry the pipeline's name. nil discards logs.
 	Logger *slog.Logger

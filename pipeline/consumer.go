@@ -22,6 +22,9 @@ func (p *Pipeline) Open(ctx context.Context) error {
 	p.dec.Reset()
 	p.chunk = nil
 	p.inTx = false
+	if p.pending != nil {
+		p.pending.reset()
+	}
 	cps, err := p.cfg.Checkpoints.Load(ctx, p.cfg.Name)
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
@@ -61,6 +64,9 @@ func (p *Pipeline) Message(ctx context.Context, data []byte) error {
 		return nil
 	case decoder.KindEvent:
 		p.received.Add(1)
+		if p.pending != nil {
+			p.pending.add(m.Event, p.lowestDurable)
+		}
 		p.chunk = append(p.chunk, item{kind: itemEvent, pos: m.Position, event: m.Event})
 	case decoder.KindSkip:
 		// Not an event; the commit that follows covers its position.
@@ -101,8 +107,15 @@ func (p *Pipeline) Keepalive(walEnd cdc.LSN) {
 	if p.inTx {
 		return
 	}
+	if walEnd > p.idleEnd && p.Confirmable() < walEnd {
+		// Confirm the idle end promptly: other instances answer waits
+		// (read your writes) from the slot's confirmed position.
+		defer p.signalAdvanced()
+	}
 	p.idleEnd = max(p.idleEnd, walEnd)
+	f := &frontier{wal: walEnd, dispatched: p.lastEnd}
 	for _, r := range p.runners {
+		r.offerFrontier(f)
 		// A sink catching up to a backfill's hand-off LSN learns that the
 		// stream has passed it even when nothing is committed.
 		if h := r.catchUpH.Load(); h != 0 && uint64(walEnd) >= h {

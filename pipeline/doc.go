@@ -36,6 +36,16 @@
 // end from keepalives is confirmed instead, so an idle event store retains no
 // WAL.
 //
+// # Reached LSN
+//
+// Each sink also has a reached LSN (reached.go, SinkStatus.Reached): every
+// transaction committed before it is durable in the sink. It is the saved
+// flush LSN, raised to a keepalive's WAL end once the sink has saved every
+// transaction dispatched before that keepalive, so an LSN read with
+// pg_current_wal_lsn() after a commit is passed as soon as that commit is
+// applied, even when nothing follows it. Config.Reached is told of every
+// move (read-your-writes waits, package applied).
+//
 // # Failing sinks
 //
 // A sink whose Write fails is retried with backoff. If its queue fills while

@@ -43,6 +43,7 @@ type Pipeline struct {
 	draining  atomic.Bool  // Drain was called: the sinks write what they have, fresh or not
 	suspect   atomic.Bool  // Suspect was called: nothing is fresh until the next connection
 	received  atomic.Int64 // events decoded
+	pending   *pendingLog  // Config.TrackPending (pending.go); nil otherwise
 	skipped   atomic.Int64 // rows that were not events (tombstones, skipped, archived)
 }
 
@@ -65,6 +66,9 @@ func New(cfg Config) (*Pipeline, error) {
 		restart:   make(chan struct{}, 1),
 		advanced:  make(chan struct{}, 1),
 		idleItems: []item{{kind: itemIdle}},
+	}
+	if cfg.TrackPending {
+		p.pending = &pendingLog{}
 	}
 	seen := make(map[string]bool)
 	for _, sc := range cfg.Sinks {
@@ -98,6 +102,7 @@ func New(cfg Config) (*Pipeline, error) {
 			advanced:    p.signalAdvanced,
 			fresh:       p.fresh,
 			fence:       cfg.Fence,
+			onReached:   cfg.Reached,
 			log:         p.log.With("sink", sc.Name),
 		}))
 	}

@@ -32,6 +32,8 @@ type runnerConfig struct {
 	fresh       func() bool   // the stream heard from the server lately (or drains); nil: always
 	fence       time.Duration // Config.Fence
 	log         *slog.Logger
+
+	onReached func(sink string, lsn cdc.LSN) // Config.Reached; may be nil
 }
 
 // chunk is a run of items handed to a runner, with the epoch (the stream's
@@ -92,6 +94,10 @@ type runner struct {
 	durablePos   atomic.Pointer[cdc.Position] // the saved checkpoint's position
 	armed        atomic.Pointer[armed]        // a mode for the stream's next connection
 	live         atomic.Pointer[armed]        // that mode, armed: taken with the next live chunk
+
+	// Shared: the reached LSN (reached.go).
+	reached atomic.Uint64
+	front   atomic.Pointer[frontier] // the last keepalive's frontier
 
 	// Owned by the runner goroutine.
 	consumed      cdc.Position // last position taken
@@ -332,6 +338,7 @@ func (r *runner) snapshot() SinkStatus {
 	return SinkStatus{
 		Name:      r.name,
 		Flush:     r.flushLSN(),
+		Reached:   r.reachedLSN(),
 		Saved:     unixNano(r.savedTime.Load()),
 		Delivered: r.delivered.Load(),
 		Pending:   r.pending(),

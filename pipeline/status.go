@@ -9,8 +9,13 @@ import (
 // SinkStatus is a snapshot of one sink's progress, for status output and
 // metrics.
 type SinkStatus struct {
-	Name      string
-	Flush     cdc.LSN   // saved flush LSN
+	Name  string
+	Flush cdc.LSN // saved flush LSN
+	// Reached is the LSN before which every committed transaction is
+	// durable in the sink (or filtered out for it): at least Flush, and
+	// the server's WAL end once the sink has saved all the stream handed
+	// it (see Config.Reached).
+	Reached   cdc.LSN
 	Saved     time.Time // commit time of the saved checkpoint's transaction; zero if unknown
 	Delivered int64     // events written since the checkpoint row was created
 	Pending   int64     // events received and not yet written

@@ -157,6 +157,7 @@ type layoutConfig struct {
 	source  string   // extra keys under source
 	out     string   // extra keys of the stdout sink "out"
 	sinks   string   // more sinks
+	setup   string   // SQL run before cdc starts
 }
 
 // startLayoutWith is startLayout with every option.
@@ -190,6 +191,10 @@ func startLayoutWith(t *testing.T, lc layoutConfig) *layoutRun {
 	r := &layoutRun{t: t, dir: dir, dsn: dsn, pool: pool, schema: schema, store: marten.Store{Layout: layout, Schema: schema}}
 	for _, tenant := range lc.tenants {
 		mustDo(t, "add tenant", r.store.AddTenant(t.Context(), pool, tenant))
+	}
+	if lc.setup != "" {
+		_, err := pool.Exec(t.Context(), lc.setup)
+		mustDo(t, "setup", err)
 	}
 	r.cdc = startCDC(t, dir, "run", []string{"CDC_TEST_DSN=" + dsn}, "run", "--config", path)
 	pgtest.Eventually(t, 15*time.Second, func() bool {

@@ -23,7 +23,7 @@ import (
 const usage = `cdc: change-data-capture projector for Marten event stores
 
 Usage:
-  cdc run      --config FILE [--pipeline NAME]... [--metrics-addr :9187] [--pprof-addr localhost:6060]
+  cdc run      --config FILE [--pipeline NAME]... [--admin-addr :9187] [--pprof-addr localhost:6060]
   cdc status   --config FILE [--pipeline NAME]... [--json]
   cdc validate --config FILE
   cdc teardown --config FILE [--pipeline NAME]... [--checkpoints]

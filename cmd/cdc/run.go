@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/martencdc/cdc/admin"
+	"github.com/martencdc/cdc/applied"
 	"github.com/martencdc/cdc/assemble"
 	"github.com/martencdc/cdc/internal/cli"
 	"github.com/martencdc/cdc/metrics"
@@ -23,9 +24,15 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	cc := newConfigCommand("run")
 	var names cli.StringList
 	cc.fs.Var(&names, "pipeline", "run only this pipeline (repeatable; default all)")
-	metricsAddr := cc.fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9187")
-	pprofAddr := cc.fs.String("pprof-addr", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, e.g. localhost:6060; its own listener, not the metrics one")
+	adminAddr := cc.fs.String("admin-addr", "", "serve the admin endpoints on this address, e.g. :9187: /metrics, /healthz, /readyz and /v1/wait (read your writes)")
+	metricsAddr := cc.fs.String("metrics-addr", "", "the former name of --admin-addr, still accepted")
+	waitPoll := cc.fs.Duration("wait-poll", applied.DefaultPollInterval, "how often /v1/wait reads the checkpoint table and the slot while someone waits (for pipelines this instance does not stream)")
+	pprofAddr := cc.fs.String("pprof-addr", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, e.g. localhost:6060; its own listener, not the admin one")
 	cfg, log, err := cc.parse(args, e)
+	if err != nil {
+		return err
+	}
+	addr, flagName, err := adminAddress(*adminAddr, *metricsAddr)
 	if err != nil {
 		return err
 	}
@@ -34,13 +41,33 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	var (
-		reg *prometheus.Registry
-		m   *metrics.Metrics
+		reg   *prometheus.Registry
+		m     *metrics.Metrics
+		waits *assemble.Waits
 	)
-	if *metricsAddr != "" {
-		reg, m = metrics.NewRegistry()
+	opening := make([]*openingPipeline, len(selected))
+	for i, pc := range selected {
+		opening[i] = &openingPipeline{name: pc.Name}
 	}
-	a := assemble.New(assemble.Options{Stdout: e.stdout, Metrics: m, Wait: true, Logger: log})
+	opts := assemble.Options{Stdout: e.stdout, Wait: true, Logger: log}
+	if addr != "" {
+		reg, m = metrics.NewRegistry()
+		opts.Metrics = m
+		// Every configured pipeline is answered for, run here or not:
+		// from this process's pipeline when it holds the slot, and from
+		// the checkpoint table and the slot in any case.
+		waits = assemble.NewWaits(cfg, func(name string) *assemble.Pipeline {
+			for _, o := range opening {
+				if o.name == name {
+					return o.p.Load()
+				}
+			}
+			return nil
+		}, *waitPoll, log)
+		defer waits.Close()
+		opts.Reached = waits.Advance
+	}
+	a := assemble.New(opts)
 	var pipelines []*assemble.Pipeline
 	defer func() {
 		for _, p := range pipelines {
@@ -50,16 +77,14 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	// The admin listener comes first: while cdc waits for its databases,
 	// /healthz says it is alive and /readyz that it is starting, so a
 	// liveness probe does not restart it in a loop.
-	opening := make([]*openingPipeline, len(selected))
-	if *metricsAddr != "" {
+	if addr != "" {
 		ready := make([]admin.Pipeline, len(selected))
-		for i, pc := range selected {
-			opening[i] = &openingPipeline{name: pc.Name}
+		for i := range selected {
 			ready[i] = opening[i]
 		}
-		srv, err := admin.Serve(ctx, *metricsAddr, reg, ready, log)
+		srv, err := admin.Serve(ctx, addr, admin.Endpoints{Registry: reg, Pipelines: ready, Waits: waits, Txs: waits}, log)
 		if errors.Is(err, admin.ErrListen) {
-			return cli.Usagef("--metrics-addr %s: %v", *metricsAddr, err)
+			return cli.Usagef("--%s %s: %v", flagName, addr, err)
 		}
 		if err != nil {
 			return err
@@ -85,10 +110,10 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		pipelines = append(pipelines, p)
-		if *metricsAddr != "" {
+		if addr != "" {
 			m.AddProbe(p.Name(), p.Probe)
-			opening[i].p.Store(p)
 		}
+		opening[i].p.Store(p)
 	}
 	// A process paused (SIGSTOP) and resumed may have lost its slots
 	// meanwhile: every pipeline connects again before writing more.
@@ -104,6 +129,18 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		}
 	}()
 	return assemble.RunAll(ctx, pipelines, log)
+}
+
+// adminAddress returns the admin listener's address from --admin-addr and
+// its former name --metrics-addr, with the flag it came from (for errors).
+func adminAddress(adminAddr, metricsAddr string) (addr, flag string, err error) {
+	switch {
+	case adminAddr != "" && metricsAddr != "" && adminAddr != metricsAddr:
+		return "", "", cli.Usagef("--admin-addr %s and --metrics-addr %s: --metrics-addr is the former name of --admin-addr; give one", adminAddr, metricsAddr)
+	case adminAddr != "":
+		return adminAddr, "admin-addr", nil
+	}
+	return metricsAddr, "metrics-addr", nil
 }
 
 // openingPipeline answers /readyz for a pipeline that may still be opening

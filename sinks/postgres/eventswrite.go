@@ -48,8 +48,8 @@ var (
 // binary form of the insert's text arrays and sent before the next one is
 // encoded, so the server inserts one chunk while the client encodes the
 // next (pgx.Batch encodes the whole batch before it sends anything). The
-// begin, the chunks and the checkpoint take one round trip, the commit a
-// second. A failure is returned as it came (a *pgconn.PgError from the
+// begin, the chunks and the checkpoint take one round trip, the progress
+// statement (Config.Progress) one more, the commit the last. A failure is returned as it came (a *pgconn.PgError from the
 // server), with the transaction rolled back; write then classifies it as
 // for any batch.
 func (s *Sink) writeEvents(ctx context.Context, rows []*cdc.Event, last cdc.Position, cpMode checkpointing) error {
@@ -115,6 +115,15 @@ func (s *Sink) writeEvents(ctx context.Context, rows []*cdc.Event, last cdc.Posi
 	if failed == nil && cp >= 0 && cpRows != 1 {
 		failed = errCheckpointMoved
 	}
+	var applied []*cdc.Event
+	if failed == nil && cp >= 0 && s.progress != nil {
+		applied = s.upTo(last)
+		if sql, args, ok := s.progress.Statement(applied); ok {
+			if _, err := c.Conn().Exec(ctx, sql, args...); err != nil {
+				failed = fmt.Errorf("record progress: %w", err)
+			}
+		}
+	}
 	if failed != nil {
 		s.rollbackConn(pc)
 		return failed
@@ -128,6 +137,9 @@ func (s *Sink) writeEvents(ctx context.Context, rows []*cdc.Event, last cdc.Posi
 	}
 	if cp >= 0 {
 		s.setFloor(last)
+		if s.progress != nil {
+			s.progress.Committed(applied)
+		}
 	}
 	return nil
 }

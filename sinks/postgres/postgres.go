@@ -60,6 +60,11 @@ type Config struct {
 	// "name" or "schema.name", created by Prepare if missing. Default
 	// DefaultCheckpointTable ("cdc_sink_checkpoints").
 	CheckpointTable string
+	// Progress, when set, records the sink's progress in the transaction
+	// of every batch that moves its checkpoint: Marten's
+	// mt_event_progression rows (progression.Writer), when the target is
+	// the Marten database. Redeliver does not record progress.
+	Progress Progress
 	// Logger receives the sink's logs: tables created (Info), batches sent
 	// again event by event after a failure (Debug). The sink adds
 	// component; the caller's logger should carry the pipeline and the
@@ -170,8 +175,10 @@ type Sink struct {
 	cpTable  table
 	cpSQL    string // the checkpoint upsert
 	log      *slog.Logger
+	progress Progress // may be nil
 
-	mu       sync.Mutex // held by Write, Prepare, Checkpoint, Close
+	mu       sync.Mutex   // held by Write, Prepare, Checkpoint, Close
+	current  []*cdc.Event // the batch being written
 	closed   bool
 	prepared bool
 	// floor is the checkpoint stored in the target, as last read or
@@ -181,6 +188,16 @@ type Sink struct {
 	hasFloor   bool
 	floorKnown bool
 	byType     map[string][]int // event type -> indexes of the routes matching it
+}
+
+// Progress is what a batch's transaction records besides the checkpoint
+// (Config.Progress).
+type Progress interface {
+	// Statement returns a statement recording that events are applied,
+	// and false when there is nothing to record.
+	Statement(events []*cdc.Event) (sql string, args []any, ok bool)
+	// Committed says that the statement for events committed.
+	Committed(events []*cdc.Event)
 }
 
 // errClosed is returned by the sink's methods after Close.
@@ -202,6 +219,7 @@ func New(cfg Config) (*Sink, error) {
 		cpTable:  cp,
 		cpSQL:    checkpointSQL(cp),
 		log:      cfg.Logger,
+		progress: cfg.Progress,
 		byType:   map[string][]int{},
 	}
 	if s.mode == "" {

@@ -138,6 +138,8 @@ func (s *Sink) write(ctx context.Context, b cdc.Batch, cp checkpointing) error {
 	if len(steps) == 0 {
 		return nil
 	}
+	s.current = b.Events
+	defer func() { s.current = nil }()
 	var err error
 	if batchable {
 		err = s.writeBatched(ctx, b.Events, steps, cp)
@@ -211,6 +213,14 @@ func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []st
 	}
 	last := events[steps[len(steps)-1].i].Position()
 	cp := -1
+	var applied []*cdc.Event
+	if cpMode == moveCheckpoint && s.progress != nil {
+		applied = s.upTo(last)
+		if sql, args, ok := s.progress.Statement(applied); ok {
+			b.Queue(sql, args...)
+			owners = append(owners, owner{step: -1})
+		}
+	}
 	if cpMode == moveCheckpoint {
 		cp = b.Len()
 		b.Queue(s.cpSQL, s.checkpointArgs(last)...)
@@ -233,8 +243,20 @@ func (s *Sink) writeBatched(ctx context.Context, events []*cdc.Event, steps []st
 	}
 	if cp >= 0 {
 		s.setFloor(last)
+		if s.progress != nil {
+			s.progress.Committed(applied)
+		}
 	}
 	return nil
+}
+
+// upTo returns the events of the batch being written at or below p.
+func (s *Sink) upTo(p cdc.Position) []*cdc.Event {
+	n := 0
+	for n < len(s.current) && s.current[n].Position().Compare(p) <= 0 {
+		n++
+	}
+	return s.current[:n]
 }
 
 // writeApplied writes the steps in a transaction, calling each projection's
@@ -414,6 +436,15 @@ func (s *Sink) commit(ctx context.Context, tx pgx.Tx, p cdc.Position, cp checkpo
 		}
 		return nil
 	}
+	var applied []*cdc.Event
+	if s.progress != nil {
+		applied = s.upTo(p)
+		if sql, args, ok := s.progress.Statement(applied); ok {
+			if _, err := tx.Exec(ctx, sql, args...); err != nil {
+				return fmt.Errorf("record progress: %w", err)
+			}
+		}
+	}
 	tag, err := tx.Exec(ctx, s.cpSQL, s.checkpointArgs(p)...)
 	if err != nil {
 		return fmt.Errorf("move checkpoint: %w", err)
@@ -425,6 +456,9 @@ func (s *Sink) commit(ctx context.Context, tx pgx.Tx, p cdc.Position, cp checkpo
 		return fmt.Errorf("commit: %w", err)
 	}
 	s.setFloor(p)
+	if s.progress != nil {
+		s.progress.Committed(applied)
+	}
 	return nil
 }
 
