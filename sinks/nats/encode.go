@@ -29,11 +29,14 @@ const (
 	HeaderCausationID    = "causation-id"                 // cdc.Event.CausationID, when set
 )
 
-// message is the NATS message of one event of a batch.
+// message is the NATS message of one event of a batch, but for its
+// headers: natsMsg makes the message to publish, so that only the
+// messages in flight hold a header map.
 type message struct {
-	event int       // index of the event in the batch
-	msg   *nats.Msg // subject, headers, payload
-	next  int       // index in the message list of the next message of the event's stream; -1 for none
+	event   int    // index of the event in the batch
+	subject string //
+	data    []byte // the payload
+	next    int    // index in the message list of the next message of the event's stream; -1 for none
 }
 
 // encode makes the messages of the events not yet acknowledged (not in
@@ -73,28 +76,34 @@ func (s *Sink) encode(events []*cdc.Event, skip map[string]struct{}) ([]message,
 			arena = envelope.Append(arena, e)
 			data = arena[lo:len(arena):len(arena)]
 		}
-		h := make(nats.Header, 10)
-		h[HeaderMsgID] = []string{e.ID}
-		h[HeaderExpectedStream] = []string{s.cfg.Stream}
-		h[HeaderEventID] = []string{e.ID}
-		h[HeaderEventType] = []string{e.Type}
-		h[HeaderStreamID] = []string{e.StreamID}
-		h[HeaderTenantID] = []string{e.TenantID}
-		h[HeaderSeqID] = []string{strconv.FormatInt(e.SeqID, 10)}
-		h[HeaderLSN] = []string{e.LSN.String()}
-		if e.CorrelationID != "" {
-			h[HeaderCorrelationID] = []string{e.CorrelationID}
-		}
-		if e.CausationID != "" {
-			h[HeaderCausationID] = []string{e.CausationID}
-		}
 		if j, ok := last[e.StreamID]; ok {
 			msgs[j].next = len(msgs)
 		}
 		last[e.StreamID] = len(msgs)
-		msgs = append(msgs, message{event: i, next: -1, msg: &nats.Msg{Subject: subj, Header: h, Data: data}})
+		msgs = append(msgs, message{event: i, next: -1, subject: subj, data: data})
 	}
 	return msgs, nil
+}
+
+// natsMsg returns the message of m, the message of event e, with its
+// headers.
+func (s *Sink) natsMsg(m *message, e *cdc.Event) *nats.Msg {
+	h := make(nats.Header, 10)
+	h[HeaderMsgID] = []string{e.ID}
+	h[HeaderExpectedStream] = []string{s.cfg.Stream}
+	h[HeaderEventID] = []string{e.ID}
+	h[HeaderEventType] = []string{e.Type}
+	h[HeaderStreamID] = []string{e.StreamID}
+	h[HeaderTenantID] = []string{e.TenantID}
+	h[HeaderSeqID] = []string{strconv.FormatInt(e.SeqID, 10)}
+	h[HeaderLSN] = []string{e.LSN.String()}
+	if e.CorrelationID != "" {
+		h[HeaderCorrelationID] = []string{e.CorrelationID}
+	}
+	if e.CausationID != "" {
+		h[HeaderCausationID] = []string{e.CausationID}
+	}
+	return &nats.Msg{Subject: m.subject, Header: h, Data: m.data}
 }
 
 // checkRendered checks a rendered subject: a valid subject to publish to,

@@ -110,7 +110,7 @@ func (s *Sink) write(ctx context.Context, js jetstream.JetStream, events []*cdc.
 		if m.event < cutoff {
 			cutoff = m.event
 			rejected = &cdc.RejectedError{Index: m.event, Err: fmt.Errorf("nats refused event %s (subject %q): %w",
-				events[m.event].ID, m.msg.Subject, why)}
+				events[m.event].ID, m.subject, why)}
 		}
 	}
 	hasPrev := make([]bool, len(msgs))
@@ -136,7 +136,7 @@ func (s *Sink) write(ctx context.Context, js jetstream.JetStream, events []*cdc.
 			if m.event >= cutoff {
 				continue
 			}
-			fut, err := js.PublishMsgAsync(m.msg, noRetry)
+			fut, err := js.PublishMsgAsync(s.natsMsg(m, events[m.event]), noRetry)
 			switch {
 			case err == nil:
 				inFlight = append(inFlight, flight{i, fut})
@@ -147,7 +147,7 @@ func (s *Sink) write(ctx context.Context, js jetstream.JetStream, events []*cdc.
 			case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionReconnecting):
 				failed = fmt.Errorf("publish event %s: the connection to nats (%s) is down, the client is reconnecting: %w", events[m.event].ID, s.servers, err)
 			default:
-				failed = fmt.Errorf("publish event %s to nats subject %q: %w", events[m.event].ID, m.msg.Subject, err)
+				failed = fmt.Errorf("publish event %s to nats subject %q: %w", events[m.event].ID, m.subject, err)
 			}
 		}
 		if len(inFlight) == 0 {
@@ -163,12 +163,12 @@ func (s *Sink) write(ctx context.Context, js jetstream.JetStream, events []*cdc.
 				ready = append(ready, m.next)
 			}
 		case err := <-f.fut.Err():
-			why, refused := s.refusal(ctx, js, m.msg.Subject, err)
+			why, refused := s.refusal(ctx, js, m.subject, err)
 			switch {
 			case refused:
 				reject(m, why)
 			case failed == nil:
-				failed = fmt.Errorf("publish event %s to nats subject %q: %w", events[m.event].ID, m.msg.Subject, why)
+				failed = fmt.Errorf("publish event %s to nats subject %q: %w", events[m.event].ID, m.subject, why)
 			}
 		case <-ctx.Done():
 			return acked, nil, ctx.Err()
