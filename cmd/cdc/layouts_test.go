@@ -136,6 +136,7 @@ type layoutRun struct {
 	pool   *pgxpool.Pool
 	schema string
 	store  marten.Store
+	slot   string
 	cdc    *child
 }
 
@@ -188,7 +189,7 @@ func startLayoutWith(t *testing.T, lc layoutConfig) *layoutRun {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &layoutRun{t: t, dir: dir, dsn: dsn, pool: pool, schema: schema, store: marten.Store{Layout: layout, Schema: schema}}
+	r := &layoutRun{t: t, dir: dir, dsn: dsn, pool: pool, schema: schema, slot: slot, store: marten.Store{Layout: layout, Schema: schema}}
 	for _, tenant := range lc.tenants {
 		mustDo(t, "add tenant", r.store.AddTenant(t.Context(), pool, tenant))
 	}
@@ -272,6 +273,27 @@ func (r *layoutRun) finish(lastID string) []envelope {
 		b, _ := os.ReadFile(r.cdc.out)
 		return bytes.Contains(b, []byte(`{"id":"`+lastID+`"`))
 	}, "cdc delivers the last event %s", lastID)
+	// "out" has it; a clean stop flushes only what each sink was handed,
+	// and another sink's queue may have been full when the stop came (it
+	// would get the transaction on the next start). Wait until the slot
+	// is confirmed past it: every sink has it.
+	var last cdc.LSN
+	for _, e := range readEnvelopes(r.t, r.cdc.out) {
+		if e.ID == lastID {
+			l, err := cdc.ParseLSN(e.LSN)
+			mustDo(r.t, "parse the last event's lsn", err)
+			last = l
+		}
+	}
+	pgtest.Eventually(r.t, 20*time.Second, func() bool {
+		if r.cdc.exited() {
+			return true
+		}
+		var confirmed string
+		err := r.pool.QueryRow(r.t.Context(), `SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1`, r.slot).Scan(&confirmed)
+		c, perr := cdc.ParseLSN(confirmed)
+		return err == nil && perr == nil && c > last
+	}, "every sink has the last event %s (the slot is confirmed past %s)", lastID, last)
 	if code := r.cdc.stop(); code != 0 {
 		r.t.Fatalf("cdc exited with %d: %s", code, r.cdc.stderr())
 	}

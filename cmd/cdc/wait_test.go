@@ -258,9 +258,17 @@ CREATE TABLE flaky_notes (id text PRIMARY KEY)`)
 		t.Logf("failing sink via %s: %s", base, body)
 	}
 
-	// Recovery: the stalled and the failing sink pass the LSN.
+	// Recovery: the stalled and the failing sink pass the LSN. second may
+	// be past the poison transaction's end (WAL other sessions wrote
+	// before pg_current_wal_lsn() was read: checkpoint saves, the stopped
+	// sink's state): the streaming instance's sinks pass it at the next
+	// keepalive, but the standby reads the slot's confirmed position for
+	// that, which the stopped sink holds back. A later event carries every
+	// healthy sink's own checkpoint past it (see README: Read your own
+	// writes).
 	mustDo(t, "unlock", lock.Rollback(ctx))
 	mustDo(t, "listen", proxy.Refuse(false))
+	appendNotes(t, pool, []string{"after"})
 	for _, sink := range []string{"slow", "flaky"} {
 		for _, base := range []string{activeURL, standbyURL} {
 			if code, body, _ := ask(base, sink, second, "60s"); code != 200 {
