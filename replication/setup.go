@@ -128,6 +128,11 @@ JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid 
 		return "", fmt.Errorf("read the row filter of publication %s: %w", cfg.Publication, err)
 	}
 	want, problem, err := probeFilter(ctx, pool, cfg)
+	if errors.Is(err, errNoProbe) {
+		// This role may not create publications (the owner made this
+		// one): compare the filters through temporary views instead.
+		want, problem, err = sameFilter(ctx, pool, cfg, current)
+	}
 	if problem != "" || err != nil {
 		return problem, err
 	}
@@ -162,6 +167,9 @@ func probeFilter(ctx context.Context, pool *pgxpool.Pool, cfg Config) (want *str
 	// The filter is operator-written SQL from the configuration file,
 	// never event data.
 	if _, err := tx.Exec(ctx, "CREATE PUBLICATION "+probe+" FOR TABLE "+table+" WHERE ("+cfg.Filter+")"); err != nil {
+		if pgErrCode(err) == codeInsufficientPrivilege {
+			return nil, "", fmt.Errorf("%w: %w", errNoProbe, err)
+		}
 		return nil, fmt.Sprintf("source.filter %q: PostgreSQL refuses it: %v", cfg.Filter, err), nil
 	}
 	const filterOf = `SELECT pg_get_expr(pr.prqual, pr.prrelid) FROM pg_publication_rel pr
@@ -170,6 +178,50 @@ JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid 
 		return nil, "", fmt.Errorf("check source.filter: %w", err)
 	}
 	return want, "", nil
+}
+
+// errNoProbe is why probeFilter could not check source.filter: the role
+// may not create publications.
+var errNoProbe = errors.New("this role may not create a probe publication")
+
+// sameFilter compares source.filter with current, the row filter of the
+// existing publication, for a role that may not create publications: each
+// becomes the WHERE clause of a temporary view (rolled back), which
+// PostgreSQL normalises alike. It returns current as the normalised filter
+// when they are the same, and else the filter as written. When even a
+// temporary view is refused (no TEMPORARY privilege), it cannot tell and
+// takes the publication's filter as meant.
+func sameFilter(ctx context.Context, pool *pgxpool.Pool, cfg Config, current *string) (want *string, problem string, err error) {
+	if current == nil {
+		return &cfg.Filter, "", nil
+	}
+	table := pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("check source.filter: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Both filters are operator-written SQL (the configuration file, the
+	// publication's owner), never event data.
+	for _, v := range []struct{ name, filter string }{{"cdc_filter_want", cfg.Filter}, {"cdc_filter_current", *current}} {
+		if _, err := tx.Exec(ctx, "CREATE TEMPORARY VIEW "+v.name+" AS SELECT 1 FROM "+table+" WHERE ("+v.filter+")"); err != nil {
+			if pgErrCode(err) == codeInsufficientPrivilege {
+				return current, "", nil
+			}
+			if v.filter == cfg.Filter {
+				return nil, fmt.Sprintf("source.filter %q: PostgreSQL refuses it: %v", cfg.Filter, err), nil
+			}
+			return nil, "", fmt.Errorf("check the row filter of publication %s: %w", cfg.Publication, err)
+		}
+	}
+	var same bool
+	if err := tx.QueryRow(ctx, `SELECT pg_get_viewdef('pg_temp.cdc_filter_want'::regclass) = pg_get_viewdef('pg_temp.cdc_filter_current'::regclass)`).Scan(&same); err != nil {
+		return nil, "", fmt.Errorf("check source.filter: %w", err)
+	}
+	if same {
+		return current, "", nil
+	}
+	return &cfg.Filter, "", nil
 }
 
 func whereClause(filter string) string {

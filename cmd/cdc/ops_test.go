@@ -288,3 +288,56 @@ func TestDemoCommand(t *testing.T) {
 		t.Fatalf("with cdc-demo: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// TestLeastPrivilegeFilter: a role that may not create publications runs a
+// pipeline with source.filter once the owner created the publication with
+// that filter: validate and run compare the filters without creating a
+// probe publication, and a publication whose filter differs is reported.
+func TestLeastPrivilegeFilter(t *testing.T) {
+	dsn, pool := martenStore(t)
+	var db string
+	mustDo(t, "database", pool.QueryRow(t.Context(), `SELECT current_database()`).Scan(&db))
+	role := "cdc_lpf_" + strings.ToLower(strings.NewReplacer("-", "_").Replace(db[max(0, len(db)-20):]))
+	ident := pgx.Identifier{role}.Sanitize()
+	for _, stmt := range []string{
+		`CREATE ROLE ` + ident + ` LOGIN REPLICATION`,
+		`GRANT USAGE, CREATE ON SCHEMA helpdesk TO ` + ident,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA helpdesk TO ` + ident,
+		`CREATE PUBLICATION cdc_helpdesk FOR TABLE helpdesk.mt_events WHERE (tenant_id = 'acme') WITH (publish = 'insert', publish_via_partition_root = true)`,
+	} {
+		_, err := pool.Exec(t.Context(), stmt)
+		mustDo(t, stmt, err)
+	}
+	roleDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+role+"@", 1)
+	env := map[string]string{"CDC_TEST_DSN": roleDSN}
+	for _, tc := range []struct {
+		filter string
+		ok     bool
+	}{
+		{"tenant_id = 'acme'", true},
+		{"(TENANT_ID='acme')", true}, // written otherwise, the same to PostgreSQL
+		{"tenant_id = 'globex'", false},
+		{"", false},
+	} {
+		dir := t.TempDir()
+		cfg := writeConfig(t, dir, "")
+		if tc.filter != "" {
+			data, err := os.ReadFile(cfg)
+			mustDo(t, "read config", err)
+			data = []byte(strings.Replace(string(data), "      schema: helpdesk\n", "      schema: helpdesk\n      filter: \""+tc.filter+"\"\n", 1))
+			mustDo(t, "write config", os.WriteFile(cfg, data, 0o600))
+		}
+		code, out, errOut := runInProcess(t, env, "validate", "--config", cfg)
+		if tc.ok && code != 0 {
+			t.Fatalf("validate, filter %q, the publication's: exit %d\n%s%s", tc.filter, code, out, errOut)
+		}
+		if !tc.ok && (code != cli.ExitFailure || !strings.Contains(errOut, "publication cdc_helpdesk has row filter WHERE ((tenant_id)::text = 'acme'::text), but source.filter asks for")) {
+			t.Fatalf("validate, filter %q, not the publication's: exit %d\n%s%s", tc.filter, code, out, errOut)
+		}
+		t.Logf("filter %q: validate exit %d %s", tc.filter, code, strings.TrimSpace(errOut))
+		if tc.ok {
+			c := startStreaming(t, dir, "run", []string{"CDC_TEST_DSN=" + roleDSN}, cfg, pool)
+			c.stopOK()
+		}
+	}
+}
