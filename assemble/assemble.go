@@ -146,6 +146,11 @@ func (a *Assembler) Open(ctx context.Context, pc *config.Pipeline) (_ *Pipeline,
 			what = "every sink is first filled with the events already in mt_events"
 		}
 		log.Info("created replication slot; "+what, "slot", pc.Source.Slot)
+		if pc.Source.Start != config.StartBeginning {
+			if err := warnGap(ctx, store, pc, log); err != nil {
+				return nil, wrap(err)
+			}
+		}
 	}
 	states, err := a.backfillStates(ctx, pc, store, backfills, p.pools.src)
 	if err != nil {
@@ -444,4 +449,30 @@ func RunAll(ctx context.Context, pipelines []*Pipeline, log *slog.Logger) error 
 		log.Info("all pipelines stopped cleanly", "component", "assemble")
 	}
 	return errors.Join(errs...)
+}
+
+// warnGap warns, for each sink that has a checkpoint, that the slot just
+// created starts after it: the slot was dropped (cdc teardown without
+// --checkpoints, by hand) or is missing on this server (a failover to a
+// standby without it), and the events committed in between were never
+// read. It names the cdc replay that fills the gap.
+func warnGap(ctx context.Context, store *checkpoint.Store, pc *config.Pipeline, log *slog.Logger) error {
+	cps, err := store.Load(ctx, pc.Name)
+	if err != nil {
+		return fmt.Errorf("read the checkpoints: %w", err)
+	}
+	for _, sc := range pc.Sinks {
+		cp, ok := cps[sc.Name]
+		if !ok {
+			continue
+		}
+		from := "beginning"
+		if !cp.CommitTime.IsZero() {
+			from = "time:" + cp.CommitTime.UTC().Format(time.RFC3339)
+		}
+		log.Warn("the sink has a checkpoint from an earlier replication slot: the slot was dropped, or this server does not have it (a failover?); events committed between that checkpoint and now were not read and will not be delivered unless replayed",
+			"sink", sc.Name, "checkpoint", cp.Position.String(), "checkpoint_time", cp.CommitTime,
+			"replay", fmt.Sprintf("cdc replay --config FILE --pipeline %s --sink %s --from %s", pc.Name, sc.Name, from))
+	}
+	return nil
 }

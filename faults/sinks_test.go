@@ -103,6 +103,10 @@ type Sink interface {
 // fault finds several in flight.
 const batchYAML = "batch: {max_events: 200, max_wait: 5ms}"
 
+// stdoutMaxEvents is batchYAML's max_events: the most lines one write of
+// the stdout sink adds.
+const stdoutMaxEvents = 200
+
 // envelope is what the harness reads of a delivered JSON envelope.
 type envelope struct {
 	ID    string `json:"id"`

@@ -341,3 +341,36 @@ func TestLeastPrivilegeFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestNewSlotGap: a slot created while the sinks have checkpoints (it was
+// dropped, or a failover went to a server without it) starts after events
+// nobody read: cdc warns, per sink, with the replay that fills the gap.
+func TestNewSlotGap(t *testing.T) {
+	dsn, pool := martenStore(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	env := []string{"CDC_TEST_DSN=" + dsn}
+	c := startStreaming(t, dir, "run", env, cfg, pool)
+	appendNotes(t, pool, []string{"before"})
+	pgtest.Eventually(t, 30*time.Second, func() bool { return countLines(c.out) >= 1 }, "delivers")
+	c.stopOK()
+	if strings.Contains(c.stderr(), "earlier replication slot") {
+		t.Fatalf("a first run warned of a gap:\n%s", c.stderr())
+	}
+	pgtest.Eventually(t, 30*time.Second, func() bool {
+		_, err := pool.Exec(t.Context(), `SELECT pg_drop_replication_slot('cdc_helpdesk')`)
+		return err == nil
+	}, "drop the slot")
+	appendNotes(t, pool, []string{"lost"})
+	c = startStreaming(t, dir, "run", env, cfg, pool)
+	c.stopOK()
+	errOut := c.stderr()
+	if !strings.Contains(errOut, "earlier replication slot") || !strings.Contains(errOut, "cdc replay --config FILE --pipeline helpdesk --sink out --from time:") {
+		t.Fatalf("no warning of the gap after a new slot:\n%s", errOut)
+	}
+	for _, line := range strings.Split(errOut, "\n") {
+		if strings.Contains(line, "earlier replication slot") {
+			t.Log(line)
+		}
+	}
+}
