@@ -335,9 +335,19 @@ func TestStandbyTakeoverPaused(t *testing.T) {
 			"%s delivers to stdout (%v lines)", standby.Tag, lazy(func() any { return standby.Lines() - lines }))
 		idle := rm.IdleInTransaction(t.Context())
 		blocked = append(blocked, idle > 0)
+		streams := active.Logged("streaming")
 		active.Resume()
 		e.Lift(f)
-		e.Eventually(progressDeadline, func() bool { return active.Logged("standing by") > standbyLogs }, "the resumed %s stands by", active.Tag)
+		// The resumed instance stands by; or it takes the slot back, when
+		// the new holder lets it go for a moment (it re-reads the slot for
+		// its Postgres sink, unblocked by the resume) just as the resumed
+		// one reconnects. Either is right; after a take-back its stdout
+		// grows with fresh events, which the stale-tail check cannot tell
+		// apart, so that round skips it.
+		e.Eventually(progressDeadline, func() bool {
+			return active.Logged("standing by") > standbyLogs || active.Logged("streaming") > streams && e.Holder() == active.PID()
+		}, "the resumed %s stands by (or holds the slot again)", active.Tag)
+		tookBack := active.Logged("standing by") == standbyLogs
 		e.AwaitRecovery(f, recoverDeadline)
 		e.Progress(afterFault, progressDeadline)
 		grew := fileSize(active.StdoutPath) - atPause
@@ -350,7 +360,9 @@ func TestStandbyTakeoverPaused(t *testing.T) {
 		// write was decided while the stream was fresh, and it is at most
 		// one batch. Anything more was read after the pause: the stale
 		// tail of finding 4.
-		if n := active.Lines() - linesAtPause; n > stdoutMaxEvents {
+		if tookBack {
+			t.Logf("the resumed %s took the slot back from %s: its stdout grows with fresh events; stale-tail check skipped", active.Tag, standby.Tag)
+		} else if n := active.Lines() - linesAtPause; n > stdoutMaxEvents {
 			staleMsgs = append(staleMsgs, fmt.Sprintf("the resumed %s wrote %d bytes (%d lines) to its stdout sink after SIGCONT, from the connection it had lost; want at most the one batch (%d lines) it was writing when paused",
 				active.Tag, grew, n, stdoutMaxEvents))
 		}
