@@ -165,3 +165,17 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// Names of the event headers the Kafka and NATS sinks put on every message
+// (SPEC §5). CorrelationID and CausationID are present only when the event
+// has them.
+const (
+	HeaderEventID       = "event-id"       // cdc.Event.ID
+	HeaderEventType     = "event-type"     // cdc.Event.Type
+	HeaderStreamID      = "stream-id"      // cdc.Event.StreamID
+	HeaderTenantID      = "tenant-id"      // cdc.Event.TenantID
+	HeaderSeqID         = "seq-id"         // cdc.Event.SeqID, in decimal
+	HeaderLSN           = "lsn"            // commit LSN, as PostgreSQL prints it ("0/16B3748")
+	HeaderCorrelationID = "correlation-id" // cdc.Event.CorrelationID, when set
+	HeaderCausationID   = "causation-id"   // cdc.Event.CausationID, when set
+)

@@ -49,21 +49,31 @@ type Client struct {
 	Poll time.Duration
 }
 
-// Status is the server's answer (the JSON body of /v1/wait).
+// Status is the server's answer: the JSON body of every answer of /v1/wait
+// that concerns a known sink (200, 408, 409 and 503).
 type Status struct {
-	Pipeline   string     `json:"pipeline"`
-	Sink       string     `json:"sink"`
-	LSN        string     `json:"lsn"`
-	TxID       string     `json:"txid,omitempty"`
-	Applied    bool       `json:"applied"`
-	Reached    string     `json:"reached_lsn"`
-	FlushLSN   string     `json:"flush_lsn"`
-	Checkpoint string     `json:"checkpoint,omitempty"`
-	State      string     `json:"state"`
-	Since      *time.Time `json:"since,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	From       string     `json:"from"`
-	WaitedMS   int64      `json:"waited_ms"`
+	Pipeline string `json:"pipeline"`
+	Sink     string `json:"sink"`
+	LSN      string `json:"lsn"`            // the LSN waited for
+	TxID     string `json:"txid,omitempty"` // the transaction waited for, when asked by txid
+	Applied  bool   `json:"applied"`        // the sink has passed LSN
+	// Reached: every transaction committed before it is durable in the
+	// sink; FlushLSN: the end of the last transaction its saved checkpoint
+	// covers; Checkpoint: that checkpoint's position, when known.
+	Reached    string `json:"reached_lsn"`
+	FlushLSN   string `json:"flush_lsn"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// State is the sink's state (ok, failing, detached, stopped,
+	// backfilling; "" when unknown), Since when it entered it and Error
+	// why it fails or stopped.
+	State string     `json:"state"`
+	Since *time.Time `json:"since,omitempty"`
+	Error string     `json:"error,omitempty"`
+	// From says who answered: "local" (the pipeline runs here and holds
+	// the slot) or "checkpoint_table" (read from the checkpoint table and
+	// the slot).
+	From     string `json:"from"`
+	WaitedMS int64  `json:"waited_ms"`
 }
 
 // Errors of Wait. A *SinkError matches ErrSinkUnavailable.

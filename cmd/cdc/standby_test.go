@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/martencdc/cdc"
 	"github.com/martencdc/cdc/internal/pgtest"
 )
@@ -22,18 +24,7 @@ func TestStandbyTakeover(t *testing.T) {
 
 	a := startCDC(t, dir, "a", env, "run", "--config", cfg)
 	b := startCDC(t, dir, "b", env, "run", "--config", cfg)
-	var active, standby *child
-	pgtest.Eventually(t, 15*time.Second, func() bool {
-		a.wait0()
-		b.wait0()
-		switch holderPID(t, pool) {
-		case a.pid():
-			active, standby = a, b
-		case b.pid():
-			active, standby = b, a
-		}
-		return active != nil && strings.Contains(standby.stderr(), "standing by")
-	}, "one instance streams and the other stands by")
+	active, standby := pairRoles(t, pool, a, b, 15*time.Second)
 	if !strings.Contains(standby.stderr(), "cdc helpdesk") {
 		t.Fatalf("standby does not log who holds the slot:\n%s", standby.stderr())
 	}
@@ -137,4 +128,22 @@ func resumedFrom(t *testing.T, c *child, sink string) cdc.Position {
 		p.Index = uint32(n)
 	}
 	return p
+}
+
+// pairRoles waits until one of two instances on the same slot streams and
+// the other stands by, and returns them in that order.
+func pairRoles(t *testing.T, pool *pgxpool.Pool, a, b *child, within time.Duration) (active, standby *child) {
+	t.Helper()
+	pgtest.Eventually(t, within, func() bool {
+		a.wait0()
+		b.wait0()
+		switch holderPID(t, pool) {
+		case a.pid():
+			active, standby = a, b
+		case b.pid():
+			active, standby = b, a
+		}
+		return active != nil && strings.Contains(standby.stderr(), "standing by")
+	}, "one instance streams and the other stands by")
+	return active, standby
 }

@@ -31,19 +31,7 @@ import (
 func startPair(t *testing.T, dir string, env []string, cfg string, pool *pgxpool.Pool) (active, standby *child, activeAddr, standbyAddr string) {
 	t.Helper()
 	args := []string{"run", "--config", cfg, "--admin-addr", "127.0.0.1:0", "--wait-poll", "20ms", "--log-format", "json"}
-	a := startCDC(t, dir, "a", env, args...)
-	b := startCDC(t, dir, "b", env, args...)
-	pgtest.Eventually(t, 20*time.Second, func() bool {
-		a.wait0()
-		b.wait0()
-		switch holderPID(t, pool) {
-		case a.pid():
-			active, standby = a, b
-		case b.pid():
-			active, standby = b, a
-		}
-		return active != nil && strings.Contains(standby.stderr(), "standing by")
-	}, "one instance streams and the other stands by")
+	active, standby = pairRoles(t, pool, startCDC(t, dir, "a", env, args...), startCDC(t, dir, "b", env, args...), 20*time.Second)
 	return active, standby, "http://" + metricsAddr(t, active), "http://" + metricsAddr(t, standby)
 }
 

@@ -11,17 +11,17 @@ import (
 	"github.com/martencdc/cdc/envelope"
 )
 
-// Headers of every message (SPEC §5). CorrelationID and CausationID are
-// present only when the event has them.
+// Headers of every message (SPEC §5, package envelope). CorrelationID and
+// CausationID are present only when the event has them.
 const (
-	HeaderEventID       = "event-id"       // cdc.Event.ID
-	HeaderEventType     = "event-type"     // cdc.Event.Type
-	HeaderStreamID      = "stream-id"      // cdc.Event.StreamID
-	HeaderTenantID      = "tenant-id"      // cdc.Event.TenantID
-	HeaderSeqID         = "seq-id"         // cdc.Event.SeqID, in decimal
-	HeaderLSN           = "lsn"            // commit LSN, as PostgreSQL prints it ("0/16B3748")
-	HeaderCorrelationID = "correlation-id" // cdc.Event.CorrelationID, when set
-	HeaderCausationID   = "causation-id"   // cdc.Event.CausationID, when set
+	HeaderEventID       = envelope.HeaderEventID
+	HeaderEventType     = envelope.HeaderEventType
+	HeaderStreamID      = envelope.HeaderStreamID
+	HeaderTenantID      = envelope.HeaderTenantID
+	HeaderSeqID         = envelope.HeaderSeqID
+	HeaderLSN           = envelope.HeaderLSN
+	HeaderCorrelationID = envelope.HeaderCorrelationID
+	HeaderCausationID   = envelope.HeaderCausationID
 )
 
 // message is the record of one event.

@@ -14,19 +14,20 @@ import (
 )
 
 // Headers of every message: Nats-Msg-Id and Nats-Expected-Stream for
-// JetStream, and the event headers of the Kafka sink (SPEC §5).
-// CorrelationID and CausationID are present only when the event has them.
+// JetStream, and the event headers of the Kafka sink (SPEC §5, package
+// envelope). CorrelationID and CausationID are present only when the event
+// has them.
 const (
 	HeaderMsgID          = jetstream.MsgIDHeader          // "Nats-Msg-Id": cdc.Event.ID
 	HeaderExpectedStream = jetstream.ExpectedStreamHeader // "Nats-Expected-Stream": Config.Stream
-	HeaderEventID        = "event-id"                     // cdc.Event.ID
-	HeaderEventType      = "event-type"                   // cdc.Event.Type
-	HeaderStreamID       = "stream-id"                    // cdc.Event.StreamID
-	HeaderTenantID       = "tenant-id"                    // cdc.Event.TenantID
-	HeaderSeqID          = "seq-id"                       // cdc.Event.SeqID, in decimal
-	HeaderLSN            = "lsn"                          // commit LSN, as PostgreSQL prints it ("0/16B3748")
-	HeaderCorrelationID  = "correlation-id"               // cdc.Event.CorrelationID, when set
-	HeaderCausationID    = "causation-id"                 // cdc.Event.CausationID, when set
+	HeaderEventID        = envelope.HeaderEventID
+	HeaderEventType      = envelope.HeaderEventType
+	HeaderStreamID       = envelope.HeaderStreamID
+	HeaderTenantID       = envelope.HeaderTenantID
+	HeaderSeqID          = envelope.HeaderSeqID
+	HeaderLSN            = envelope.HeaderLSN
+	HeaderCorrelationID  = envelope.HeaderCorrelationID
+	HeaderCausationID    = envelope.HeaderCausationID
 )
 
 // message is the NATS message of one event of a batch, but for its
